@@ -1,0 +1,373 @@
+// Command mcsend publishes messages to a multicast group with PGM
+// (RFC 3208 over UDP multicast): stdin lines, binary records of stdin, or
+// generated numbered messages for tests and benchmarks. Receivers that miss
+// a packet ask for it again and mcsend repairs it. Run mcsend --help for
+// the flags and examples.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/relmcast/relmcast/internal/cli"
+	"github.com/relmcast/relmcast/internal/lossy"
+	"github.com/relmcast/relmcast/mcast"
+)
+
+// maxMessage is the largest message mcast.Sender takes
+// (Sender.MaxMessageSize); flags are checked against it before a Sender
+// exists, and input against the Sender's own value after.
+const maxMessage = 65535
+
+// defaultCountSize is the message size of --count without --size.
+const defaultCountSize = 1000
+
+const usageHead = `Usage: mcsend [flags] < input
+       mcsend --count N [--size S] [flags]
+
+mcsend publishes messages to a multicast group with PGM (RFC 3208 over UDP
+multicast). Receivers that miss a packet ask for it again (NAK) and mcsend
+repairs it from the messages it keeps.
+
+Input:
+  (default)    each line of stdin is one message, without its newline
+               (empty lines are empty messages); a line longer than 65535
+               bytes, the largest message, is an error
+  --size N     stdin is cut into binary records of N bytes, one message
+               each (the last one may be shorter)
+  --count N    N generated messages of --size bytes (default 1000), numbered
+               from 0: the first 8 bytes are the number, big-endian, the
+               rest a pattern that mcrecv --verify checks; stdin is not read
+
+At the end of the input mcsend sends FIN, keeps answering repair requests
+for --linger, and prints a summary on stderr: messages, bytes, elapsed time
+(first message to last one on the wire), msgs/s, MB/s, repairs sent and NAKs
+received. SIGINT or SIGTERM stop the input and close the same way; a second
+signal exits at once.
+
+Exit status: 0 success; 1 error (or --count interrupted before the end);
+2 bad usage.
+
+Examples:
+  echo hello | mcsend
+  mcsend --group 239.192.0.9:7600 --rate 1G < messages.txt
+  mcsend --size 1400 < file.bin
+  mcsend --count 100000 --size 1000 --rate 0
+  mcsend --group '[ff02::1:3%eth0]:7500' < messages.txt     (IPv6: the zone names the interface)
+
+Loopback demo (one host, two terminals; receiver first):
+  mcrecv --iface lo --count 100000 --verify --quiet
+  mcsend --iface lo --count 100000 --size 1000
+
+Flags:
+`
+
+// env is what run needs from the process, replaced by tests.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	signals        <-chan os.Signal // SIGINT, SIGTERM; nil: none
+	exit           func(code int)   // exits at once on a second signal
+	// configure, if not nil, adjusts the Config before NewSender (tests
+	// use it to run over an in-memory network).
+	configure func(*mcast.Config)
+}
+
+func main() {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	os.Exit(run(os.Args[1:], env{
+		stdin:   os.Stdin,
+		stdout:  os.Stdout,
+		stderr:  os.Stderr,
+		signals: sig,
+		exit:    os.Exit,
+	}))
+}
+
+// options are the parsed command line.
+type options struct {
+	group  netip.AddrPort
+	ifname string
+	cfg    mcast.Config
+	rate   cli.RateFlag
+	size   int    // record or generated message size; 0: lines
+	count  uint64 // generated messages; 0: read stdin
+}
+
+// parseArgs parses the command line. Its errors are *cli.UsageError, or
+// flag.ErrHelp after printing the help to out.
+func parseArgs(args []string, out io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("mcsend", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	group := cli.GroupFlag{AddrPort: mcast.DefaultGroup}
+	var (
+		addr   cli.AddrFlag
+		loss   lossy.Config
+		ttl    = fs.Int("ttl", 1, "multicast TTL (hop limit), 1 to 255: 1 stays on the local link")
+		linger = fs.Duration("linger", mcast.DefaultLinger, "keep answering NAKs this `long` after the last message and FIN (0: none)")
+		size   = fs.Int("size", 0, "message size in `bytes`: cut stdin into records of this size, or with --count the generated size (default 1000 with --count)")
+		count  = fs.Uint64("count", 0, "send `N` generated numbered messages instead of reading stdin")
+	)
+	fs.Var(&group, "group", "multicast group `ADDR:PORT`, IPv4 or IPv6 ([ff02::1:3%v0]:7500: the zone names the interface)")
+	fs.StringVar(&o.ifname, "iface", "", "`NAME` of the interface to send on, e.g. lo or eth0 (default: the first up multicast interface)")
+	fs.Var(&addr, "addr", "unicast source address `IP` advertised to receivers for NAKs (default: the interface's first address)")
+	fs.Var(&o.rate, "rate", "rate limit in `BITS/S` on the wire, with k, M or G: 100M, 1.5G; 0 means unlimited (default 100M)")
+	fs.Var(&loss, "loss", "for testing: drop packets mcsend receives (NAKs) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
+	fs.Usage = func() {
+		io.WriteString(out, usageHead)
+		cli.PrintFlags(out, fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
+			return nil, err
+		}
+		return nil, &cli.UsageError{Err: err}
+	}
+	if fs.NArg() > 0 {
+		return nil, cli.Usagef("unexpected argument %q: mcsend reads messages from stdin (mcsend < file) or generates them (--count N)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	o.group = group.AddrPort
+	o.cfg.Addr = addr.Addr
+	o.cfg.Rate = o.rate.ConfigRate()
+	if *ttl < 1 || *ttl > 255 {
+		return nil, cli.Usagef("--ttl %d: want 1 to 255 (1 is the local link)", *ttl)
+	}
+	o.cfg.TTL = *ttl
+	switch {
+	case *linger < 0:
+		return nil, cli.Usagef("--linger %v is negative: write a duration such as 2s, or 0 for none", *linger)
+	case *linger == 0:
+		o.cfg.Linger = -1
+	default:
+		o.cfg.Linger = *linger
+	}
+	if set["count"] {
+		if *count == 0 {
+			return nil, cli.Usagef("--count 0: want at least 1 message (leave --count out to read stdin)")
+		}
+		o.count = *count
+		o.size = defaultCountSize
+	}
+	if set["size"] {
+		switch {
+		case *size < 1 || *size > maxMessage:
+			return nil, cli.Usagef("--size %d: want 1 to %d bytes (the largest message)", *size, maxMessage)
+		case o.count > 0 && *size < cli.NumberedHeader:
+			return nil, cli.Usagef("--size %d with --count: want at least %d bytes (the message number)", *size, cli.NumberedHeader)
+		}
+		o.size = *size
+	}
+	if loss.Active() {
+		o.cfg.WrapTransport = func(t mcast.Transport) mcast.Transport { return lossy.Wrap(t, loss) }
+	}
+	ifi, err := cli.Interface(o.ifname, o.group)
+	if err != nil {
+		return nil, &cli.UsageError{Err: err}
+	}
+	o.cfg.Interface = ifi
+	return o, nil
+}
+
+// counters are shared between the input goroutine and run.
+type counters struct {
+	sent  atomic.Uint64 // messages handed to Send
+	bytes atomic.Uint64
+}
+
+func run(args []string, e env) int {
+	o, err := parseArgs(args, e.stdout)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(e.stderr, "mcsend: %v\nRun 'mcsend --help' for usage.\n", err)
+		return 2
+	}
+	cfg := o.cfg
+	if e.configure != nil {
+		e.configure(&cfg)
+	}
+	s, err := mcast.NewSender(o.group, &cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "mcsend: %v\n", err)
+		return 1
+	}
+	if o.size > s.MaxMessageSize() {
+		s.Close()
+		fmt.Fprintf(e.stderr, "mcsend: --size %d: want at most %d bytes (the largest message)\n", o.size, s.MaxMessageSize())
+		return 2
+	}
+	rate := "100M (default)"
+	if o.rate.IsSet {
+		rate = cli.FormatRate(o.rate.BPS)
+	}
+	fmt.Fprintf(e.stderr, "mcsend: sending to %v from %v as %v, rate %s\n", o.group, s.Addr(), s.Source(), rate)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var interrupted atomic.Bool
+	stopSignals := make(chan struct{})
+	defer close(stopSignals)
+	go func() {
+		select {
+		case <-e.signals:
+		case <-stopSignals:
+			return
+		}
+		interrupted.Store(true)
+		fmt.Fprintln(e.stderr, "mcsend: interrupted: closing (signal again to exit at once)")
+		cancel()
+		select {
+		case <-e.signals:
+			fmt.Fprintln(e.stderr, "mcsend: interrupted again: exiting")
+			e.exit(1)
+		case <-stopSignals:
+		}
+	}()
+
+	var c counters
+	start := time.Now()
+	inputDone := make(chan error, 1)
+	go func() { inputDone <- produce(ctx, s, o, e.stdin, &c) }()
+
+	var inErr error
+	select {
+	case inErr = <-inputDone:
+	case <-ctx.Done():
+		// The input may be blocked reading stdin, which cannot be
+		// interrupted: give it a moment, then close without it.
+		select {
+		case inErr = <-inputDone:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if inErr != nil && (errors.Is(inErr, context.Canceled) || errors.Is(inErr, mcast.ErrClosed)) {
+		inErr = nil // interrupted; reported below
+	}
+	// Elapsed is from the first message to the last one on the wire,
+	// without the linger.
+	elapsed := time.Since(start)
+	if !interrupted.Load() {
+		elapsed = waitSent(ctx, s, c.sent.Load(), start)
+	}
+	s.Close() // FIN, linger, release
+	st := s.Stats()
+	secs := elapsed.Seconds()
+	fmt.Fprintf(e.stderr, "mcsend: %d messages, %d bytes in %v: %s msgs/s, %s MB/s; %d repairs sent (RDATA), %d NAKs received\n",
+		st.Messages, st.MessageBytes, elapsed.Round(time.Millisecond),
+		cli.PerSecond(float64(st.Messages), secs), cli.PerSecond(float64(st.MessageBytes)/1e6, secs),
+		st.RDATA, st.NAKs)
+	switch {
+	case inErr != nil:
+		fmt.Fprintf(e.stderr, "mcsend: %v\n", inErr)
+		return 1
+	case interrupted.Load() && o.count > 0 && c.sent.Load() < o.count:
+		fmt.Fprintf(e.stderr, "mcsend: interrupted after %d of %d messages\n", c.sent.Load(), o.count)
+		return 1
+	}
+	return 0
+}
+
+// produce sends the input: generated messages, records or lines.
+func produce(ctx context.Context, s *mcast.Sender, o *options, in io.Reader, c *counters) error {
+	send := func(m []byte) error {
+		if err := s.Send(ctx, m); err != nil {
+			return err
+		}
+		c.sent.Add(1)
+		c.bytes.Add(uint64(len(m)))
+		return nil
+	}
+	switch {
+	case o.count > 0:
+		buf := make([]byte, o.size)
+		for n := range o.count {
+			cli.FillNumbered(buf, n)
+			if err := send(buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	case o.size > 0:
+		buf := make([]byte, o.size)
+		for {
+			n, err := io.ReadFull(in, buf)
+			if n > 0 {
+				if err := send(buf[:n]); err != nil {
+					return err
+				}
+			}
+			switch {
+			case err == io.EOF || err == io.ErrUnexpectedEOF:
+				return nil
+			case err != nil:
+				return fmt.Errorf("reading stdin: %w", err)
+			}
+		}
+	}
+	max := s.MaxMessageSize()
+	br := bufio.NewReaderSize(in, max+1) // a longest line and its newline
+	for line := 1; ; line++ {
+		b, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull || len(b) > max && b[len(b)-1] != '\n' {
+			return fmt.Errorf("line %d is longer than %d bytes, the largest message: split it, or send binary data with --size N", line, max)
+		}
+		if len(b) > 0 {
+			if b[len(b)-1] == '\n' {
+				b = b[:len(b)-1]
+			}
+			if err := send(b); err != nil {
+				return err
+			}
+		}
+		switch {
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading stdin: %w", err)
+		}
+	}
+}
+
+// waitSent waits until the Sender has put all n messages on the wire and
+// returns the time from start to then. It gives up (returning the time
+// so far) when ctx is done or nothing moved for 10 seconds.
+func waitSent(ctx context.Context, s *mcast.Sender, n uint64, start time.Time) time.Duration {
+	const stall = 10 * time.Second
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	last, lastMove := uint64(0), time.Now()
+	for {
+		m := s.Stats().Messages
+		now := time.Now()
+		if m >= n {
+			return now.Sub(start)
+		}
+		if m != last {
+			last, lastMove = m, now
+		} else if now.Sub(lastMove) > stall {
+			return now.Sub(start)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return time.Since(start)
+		}
+	}
+}

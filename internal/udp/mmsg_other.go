@@ -1,0 +1,14 @@
+//go:build !linux
+
+package udp
+
+import "net"
+
+// mmsg is the batched I/O state; off Linux there is none, and the Conn
+// reads and writes one datagram per call (readGeneric, writeGeneric).
+type mmsg struct{}
+
+func newMmsg(*net.UDPConn) *mmsg { return nil }
+
+func (c *Conn) readMmsg(ds []Datagram) (int, error)  { return c.readGeneric(ds) }
+func (c *Conn) writeMmsg(ds []Datagram) (int, error) { return c.writeGeneric(ds) }

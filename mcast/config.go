@@ -1,0 +1,177 @@
+package mcast
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/relmcast/relmcast/internal/udp"
+)
+
+// Defaults for the zero Config.
+const (
+	// DefaultRate is the sender's rate limit: 100 Mbit/s on the wire,
+	// IP and UDP headers included. It is safe on any wired LAN; raise it
+	// (or set a negative Rate for none) on a dedicated 1 or 10 GbE link.
+	DefaultRate = 100_000_000
+	// DefaultPort is the UDP port P used for multicast and unicast.
+	DefaultPort = 7500
+	// DefaultLinger is how long Sender.Close keeps serving repairs after
+	// the last data and FIN went out.
+	DefaultLinger = 2 * time.Second
+	// DefaultSourceExpiry is how long a silent source lives on.
+	DefaultSourceExpiry = 10 * time.Second
+	// DefaultQueue is the number of events a Receiver buffers for Read.
+	DefaultQueue = 4096
+)
+
+// DefaultGroup is the multicast group OpenPGM and ZeroMQ default to.
+var DefaultGroup = netip.AddrPortFrom(netip.AddrFrom4([4]byte{239, 192, 0, 1}), DefaultPort)
+
+// Transport carries PGM datagrams for one endpoint. By default a Sender
+// or Receiver opens real multicast sockets; Config.Transport replaces them
+// (mcasttest.Network provides an in-memory one).
+type Transport = udp.Transport
+
+// Datagram is one datagram read from or written to a Transport.
+type Datagram = udp.Datagram
+
+// Config configures a Sender or a Receiver. A nil or zero Config is ready
+// for a LAN; each field documents its default. A Config must not be
+// changed after it has been passed to NewSender or Listen.
+type Config struct {
+	// Interface to send and join on. Nil picks the first up,
+	// multicast-capable, non-loopback interface with an address of the
+	// group's family, or loopback when there is none.
+	Interface *net.Interface
+	// Addr is the sender's unicast address: it is advertised in SPMs and
+	// receives NAKs on the group's port. Zero: the interface's first
+	// address of the group's family. Two senders on one host and port need
+	// two addresses (for example 127.0.0.1 and 127.0.0.2 on loopback).
+	Addr netip.Addr
+	// TTL is the multicast TTL (hop limit). Zero means 1: the local link.
+	TTL int
+	// NoLoopback turns off the delivery of our own multicast to receivers
+	// on this host (on by default, so one machine can run both ends).
+	NoLoopback bool
+	// MTU is the IP MTU of the path. Zero means 1500.
+	MTU int
+	// ReadBuffer and WriteBuffer size the socket buffers. Zero means 4 MiB.
+	ReadBuffer, WriteBuffer int
+
+	// Rate limits what a Sender puts on the wire, in bits per second,
+	// IP and UDP headers included, data and repairs together. Zero means
+	// DefaultRate; negative means unlimited.
+	Rate int64
+	// Window bounds the sender's retransmit window: packets, bytes and age
+	// kept for repair. Zero means 16384 packets, 32 MiB and 10 s; the
+	// first bound reached applies.
+	WindowPackets int
+	WindowBytes   int
+	WindowTime    time.Duration
+	// Linger is how long Sender.Close keeps answering NAKs after the
+	// last data and its FIN. Zero means DefaultLinger; negative means none.
+	Linger time.Duration
+	// SPMInterval is the sender's ambient SPM interval when idle. Zero
+	// means 1s. Receivers detect a dead source from missing SPMs.
+	SPMInterval time.Duration
+	// GSI and SourcePort form the sender's TSI. Zero means random. A
+	// sender restarted with the same GSI on the same address is reported
+	// to receivers as a restart of the old session.
+	GSI        [6]byte
+	SourcePort uint16
+
+	// ReceiveWindow bounds the packets a Receiver holds per source. Zero
+	// means 32768.
+	ReceiveWindow int
+	// Queue is how many events a Receiver buffers for Read. When it is
+	// full, data waits in the receive window; when that overflows, the
+	// oldest becomes an EventLoss (LossOverrun). Zero means DefaultQueue.
+	Queue int
+	// SourceExpiry is how long a source may be silent before EventSourceGone.
+	// Zero means DefaultSourceExpiry. OpenPGM and ZeroMQ senders send an
+	// SPM only every 30 s when idle: use at least a minute with them.
+	SourceExpiry time.Duration
+	// MaxSources bounds the sources a Receiver tracks. Zero means 1024.
+	MaxSources int
+	// NAKBackoff is the longest random wait before a NAK (so that one
+	// receiver's NAK, confirmed by the sender's multicast NCF, spares the
+	// others theirs). Zero means 10ms: a LAN. Raise it with the round
+	// trip time and the number of receivers.
+	NAKBackoff time.Duration
+	// NAKRepeat is how long to wait for an NCF before NAKing again, and
+	// NAKDataWait how long after an NCF for the repair. Zero means 100ms
+	// and 200ms.
+	NAKRepeat, NAKDataWait time.Duration
+	// NAKRetries is how many NAKs without NCF, and how many NCF'd waits,
+	// before a hole is reported lost. Zero means 10.
+	NAKRetries int
+	// Passive receivers never NAK: they take what comes.
+	Passive bool
+
+	// Transport, if set, replaces the UDP sockets. WrapTransport, if set,
+	// wraps whatever transport is used (for example with a loss injector
+	// for testing).
+	Transport     Transport
+	WrapTransport func(Transport) Transport
+	// Logger receives diagnostics. Nil means silent.
+	Logger *slog.Logger
+	// Seed seeds the randomness (NAK back-off, TSI), for reproducible
+	// tests. Zero means random.
+	Seed uint64
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.TTL < 0 || c.TTL > 255:
+		return fmt.Errorf("mcast: TTL %d: want 0..255", c.TTL)
+	case c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535):
+		return fmt.Errorf("mcast: MTU %d: want 576..65535", c.MTU)
+	case c.WindowPackets < 0 || c.WindowBytes < 0 || c.WindowTime < 0:
+		return fmt.Errorf("mcast: negative window")
+	case c.ReceiveWindow < 0 || c.Queue < 0 || c.MaxSources < 0 || c.NAKRetries < 0:
+		return fmt.Errorf("mcast: negative receive limits")
+	case c.NAKRetries > 255:
+		return fmt.Errorf("mcast: NAKRetries %d: want at most 255", c.NAKRetries)
+	}
+	return nil
+}
+
+func (c *Config) mtu() int {
+	if c.MTU == 0 {
+		return 1500
+	}
+	return c.MTU
+}
+
+// ipOverhead is the IP+UDP header size charged per packet.
+func ipOverhead(group netip.Addr) int {
+	if group.Is4() {
+		return 20 + 8
+	}
+	return 40 + 8
+}
+
+func (c *Config) udpConfig(group netip.AddrPort) udp.Config {
+	return udp.Config{
+		Group:       group,
+		Interface:   c.Interface,
+		Addr:        c.Addr,
+		TTL:         c.TTL,
+		Loopback:    !c.NoLoopback,
+		ReadBuffer:  c.ReadBuffer,
+		WriteBuffer: c.WriteBuffer,
+	}
+}
+
+func checkGroup(group netip.AddrPort) error {
+	if !group.Addr().IsMulticast() {
+		return fmt.Errorf("mcast: %v is not a multicast group (IPv4 224.0.0.0/4, IPv6 ff00::/8)", group.Addr())
+	}
+	if group.Port() == 0 {
+		return fmt.Errorf("mcast: group %v has no port", group)
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package mcasttest
+
+const raceEnabled = true

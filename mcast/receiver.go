@@ -1,0 +1,272 @@
+package mcast
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/relmcast/relmcast/internal/udp"
+	"github.com/relmcast/relmcast/internal/wire"
+	"github.com/relmcast/relmcast/nak"
+	"github.com/relmcast/relmcast/session"
+)
+
+// Receiver receives the messages of every source sending to a multicast
+// group, repairing what it misses. Read returns them as an ordered stream
+// of events. Read may be called from several goroutines; one internal
+// goroutine owns the protocol state.
+type Receiver struct {
+	group netip.AddrPort
+	tr    Transport
+	rd    *reader
+
+	mu      sync.Mutex // guards the queue and closed
+	queue   []Event    // ring of events ready for Read
+	qHead   int
+	qLen    int
+	closed  bool
+	avail   chan struct{} // loop → Read: events are queued
+	space   chan struct{} // Read → loop: the queue has room
+	quit    chan struct{} // Close → loop
+	done    chan struct{} // the loop has exited
+	stats   chan chan ReceiverStats
+	once    sync.Once
+	final   ReceiverStats
+	core    *session.Receiver // owned by the loop goroutine
+	dropped uint64            // datagrams of other groups (loop-owned)
+}
+
+// ReceiverStats are a Receiver's counters.
+type ReceiverStats struct {
+	session.ReceiverStats
+	// ReaderDropped counts datagrams dropped because the protocol
+	// goroutine fell behind the socket.
+	ReaderDropped uint64
+	// Malformed counts datagrams that were not valid PGM.
+	Malformed uint64
+}
+
+// Listen joins group (address and port) and starts receiving from every
+// source sending to it. A nil cfg means the defaults.
+func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	if err := checkGroup(group); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	tr, err := openTransport(cfg, group, udp.OpenReceiver)
+	if err != nil {
+		return nil, err
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		var b [8]byte
+		rand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	q := cfg.Queue
+	if q <= 0 {
+		q = DefaultQueue
+	}
+	retries := cmpOr(cfg.NAKRetries, 10)
+	r := &Receiver{
+		group: group,
+		tr:    tr,
+		queue: make([]Event, q),
+		avail: make(chan struct{}, 1),
+		space: make(chan struct{}, 1),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+		stats: make(chan chan ReceiverStats),
+		core: session.NewReceiver(session.ReceiverConfig{
+			DPort:        group.Port(),
+			Group:        group.Addr(),
+			Window:       cfg.ReceiveWindow,
+			MaxSources:   cfg.MaxSources,
+			SourceExpiry: cmpOr(cfg.SourceExpiry, DefaultSourceExpiry),
+			Passive:      cfg.Passive,
+			Seed:         seed,
+			NAK: nak.Config{
+				BackoffIvl:  cmpOr(cfg.NAKBackoff, 10*time.Millisecond),
+				RepeatIvl:   cmpOr(cfg.NAKRepeat, 100*time.Millisecond),
+				RdataIvl:    cmpOr(cfg.NAKDataWait, 200*time.Millisecond),
+				NCFRetries:  retries,
+				DataRetries: retries,
+			},
+		}),
+	}
+	r.rd = startReader(tr, maxDatagram)
+	go r.loop(cfg.mtu())
+	return r, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Read waits for the next event and stores it in ev, reusing ev.Data's
+// capacity: a loop that reads into one Event allocates nothing per
+// message. It returns ctx's error when ctx is done, and ErrClosed after
+// Close.
+func (r *Receiver) Read(ctx context.Context, ev *Event) error {
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return ErrClosed
+		}
+		if r.qLen > 0 {
+			e := &r.queue[r.qHead]
+			data := ev.Data
+			*ev = *e
+			ev.Data = append(data[:0], e.Data...)
+			r.qHead = (r.qHead + 1) % len(r.queue)
+			r.qLen--
+			more := r.qLen > 0
+			r.mu.Unlock()
+			notify(r.space)
+			if more {
+				notify(r.avail) // wake another reader
+			}
+			return nil
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.avail:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.done:
+			return ErrClosed
+		}
+	}
+}
+
+// Close leaves the group and stops the Receiver; a blocked Read returns
+// ErrClosed. It is idempotent.
+func (r *Receiver) Close() error {
+	r.once.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+		close(r.quit)
+		<-r.done
+		r.tr.Close()
+		<-r.rd.done
+	})
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (r *Receiver) Stats() ReceiverStats {
+	c := make(chan ReceiverStats, 1)
+	select {
+	case r.stats <- c:
+		return <-c
+	case <-r.done:
+		return r.final
+	}
+}
+
+func (r *Receiver) snapshot(malformed uint64) ReceiverStats {
+	return ReceiverStats{ReceiverStats: r.core.Stats(), ReaderDropped: r.rd.dropped.Load(), Malformed: malformed}
+}
+
+// loop is the goroutine that owns the protocol core.
+func (r *Receiver) loop(mtu int) {
+	var malformed uint64
+	defer func() {
+		r.final = r.snapshot(malformed)
+		close(r.done)
+	}()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	out := make([]Datagram, batchSize)
+	for i := range out {
+		out[i].Buf = make([]byte, 0, mtu)
+	}
+	var pkt wire.Packet
+	group := r.group.Addr()
+	for {
+		now := time.Now()
+		if d := r.core.NextDeadline(); !d.IsZero() && !now.Before(d) {
+			r.core.Advance(now)
+		}
+		r.deliver()
+		r.flush(out)
+		timerReset(timer, now, r.core.NextDeadline())
+		select {
+		case <-r.quit:
+			return
+		case <-timer.C:
+		case <-r.space:
+		case b := <-r.rd.rx:
+			now = time.Now()
+			for _, d := range b.ds[:b.n] {
+				if d.Dst.IsValid() && d.Dst.IsMulticast() && d.Dst.Unmap().WithZone("") != group.WithZone("") {
+					r.dropped++ // another group on our port
+					continue
+				}
+				if wire.Parse(d.Buf[:d.N], &pkt) != nil {
+					malformed++
+					continue
+				}
+				r.core.HandlePacket(now, &pkt, d.Addr.Addr().Unmap())
+			}
+			r.rd.release(b)
+		case c := <-r.stats:
+			c <- r.snapshot(malformed)
+		}
+	}
+}
+
+// deliver moves ready events from the core into the queue for Read.
+func (r *Receiver) deliver() {
+	r.mu.Lock()
+	n := r.qLen
+	r.core.Deliver(func(e *session.Event) bool {
+		if r.qLen == len(r.queue) {
+			return false
+		}
+		r.queue[(r.qHead+r.qLen)%len(r.queue)].copyFrom(e)
+		r.qLen++
+		return true
+	})
+	added := r.qLen > n
+	r.mu.Unlock()
+	if added {
+		notify(r.avail)
+	}
+}
+
+// flush sends the NAKs and SPMRs the core has queued.
+func (r *Receiver) flush(out []Datagram) {
+	for {
+		n := 0
+		for n < len(out) {
+			pkt, dst, ok := r.core.Poll(out[n].Buf[:0])
+			if !ok {
+				break
+			}
+			out[n].Buf, out[n].N, out[n].Addr = pkt, len(pkt), dst
+			n++
+		}
+		if n == 0 {
+			return
+		}
+		r.tr.WriteBatch(out[:n])
+		if n < len(out) {
+			return
+		}
+	}
+}

@@ -1,0 +1,348 @@
+package mcast
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/relmcast/relmcast/internal/udp"
+	"github.com/relmcast/relmcast/internal/wire"
+	"github.com/relmcast/relmcast/session"
+)
+
+// ErrMessageTooLarge is returned by Send for a message longer than
+// Sender.MaxMessageSize.
+var ErrMessageTooLarge = errors.New("mcast: message too large")
+
+// Sender publishes messages to a multicast group as one PGM source.
+//
+// Messages are numbered and kept in a retransmit window; receivers that
+// miss one NAK it and the Sender repairs it. Send and Write may be called
+// from several goroutines; one internal goroutine owns the protocol state.
+type Sender struct {
+	group  netip.AddrPort
+	id     SourceID
+	maxMsg  int
+	maxTSDU int
+	linger time.Duration
+	tr     Transport
+	rd     *reader
+
+	mu      sync.Mutex // guards the fields below
+	queue   [][]byte   // messages handed over by Send, in order
+	spare   [][]byte   // buffers to reuse
+	qBytes  int
+	closing bool
+	closed  bool
+
+	wake     chan struct{} // Send/Close → loop
+	space    chan struct{} // loop → Send: the queue has room
+	statsReq chan chan SenderStats
+	done     chan struct{} // the loop has exited
+
+	core      *session.Sender // owned by the loop goroutine
+	closeOnce sync.Once
+	final     SenderStats
+}
+
+// Queue bounds between Send and the loop: beyond them Send blocks.
+const (
+	sendQueueMsgs  = 1024
+	sendQueueBytes = 4 << 20
+)
+
+// SenderStats are a Sender's counters.
+type SenderStats struct {
+	session.SenderStats
+	Source SourceID
+}
+
+// NewSender starts a PGM source on group (address and port; the port is
+// used for multicast data and for the NAKs it receives). A nil cfg means
+// the defaults.
+func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	if err := checkGroup(group); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	tr, err := openTransport(cfg, group, udp.OpenSource)
+	if err != nil {
+		return nil, err
+	}
+	gsi, port := cfg.GSI, cfg.SourcePort
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	if gsi == ([6]byte{}) {
+		copy(gsi[:], rnd[:6])
+	}
+	for port == 0 || port == group.Port() {
+		port = binary.BigEndian.Uint16(rnd[6:])
+		rnd[6]++
+	}
+	tsi := wire.TSI{GSI: gsi, Port: port}
+	overhead := ipOverhead(group.Addr())
+	rate := cfg.Rate
+	switch {
+	case rate == 0:
+		rate = DefaultRate / 8
+	case rate < 0:
+		rate = 0
+	default:
+		rate = max(rate/8, 1)
+	}
+	now := time.Now()
+	core, err := session.NewSender(session.SenderConfig{
+		TSI:           tsi,
+		DPort:         group.Port(),
+		Group:         group.Addr(),
+		NLA:           tr.LocalAddr(),
+		MaxTPDU:       cfg.mtu() - overhead,
+		IPOverhead:    overhead,
+		WindowPackets: cfg.WindowPackets,
+		WindowBytes:   cfg.WindowBytes,
+		WindowTime:    cfg.WindowTime,
+		Rate:          rate,
+		MaxMessage:    wire.MaxAPDU,
+		AmbientSPM:    cfg.SPMInterval,
+	}, now)
+	if err != nil {
+		tr.Close()
+		return nil, err
+	}
+	linger := cfg.Linger
+	switch {
+	case linger == 0:
+		linger = DefaultLinger
+	case linger < 0:
+		linger = 0
+	}
+	s := &Sender{
+		group:    group,
+		id:       SourceID(tsi),
+		maxMsg:   wire.MaxAPDU,
+		maxTSDU:  core.MaxTSDU(),
+		linger:   linger,
+		tr:       tr,
+		wake:     make(chan struct{}, 1),
+		space:    make(chan struct{}, 1),
+		statsReq: make(chan chan SenderStats),
+		done:     make(chan struct{}),
+		core:     core,
+	}
+	s.rd = startReader(tr, maxDatagram)
+	go s.loop(cfg.mtu())
+	return s, nil
+}
+
+// Source is the sender's identity as receivers see it.
+func (s *Sender) Source() SourceID { return s.id }
+
+// Addr is the unicast address the sender advertises and takes NAKs on.
+func (s *Sender) Addr() netip.Addr { return s.tr.LocalAddr() }
+
+// MaxMessageSize is the largest message Send takes: 65535 bytes, the
+// largest APDU PGM's fragment option and OpenPGM allow. Messages larger
+// than one packet (MaxPacketPayload) are fragmented; OpenPGM receivers
+// take at most 16 fragments (22848 bytes at MTU 1500).
+func (s *Sender) MaxMessageSize() int { return s.maxMsg }
+
+// MaxPacketPayload is the largest message that travels in one packet,
+// unfragmented: the MTU less the IP, UDP and PGM headers.
+func (s *Sender) MaxPacketPayload() int { return s.maxTSDU }
+
+// Send queues one message. It blocks while the queue ahead of the rate
+// limiter is full, until ctx is done or the Sender is closed. The message
+// is copied before Send returns.
+func (s *Sender) Send(ctx context.Context, msg []byte) error {
+	if len(msg) > s.maxMsg {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrMessageTooLarge, len(msg), s.maxMsg)
+	}
+	for {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		if len(s.queue) == 0 || len(s.queue) < sendQueueMsgs && s.qBytes+len(msg) <= sendQueueBytes {
+			var b []byte
+			if n := len(s.spare); n > 0 {
+				b, s.spare = s.spare[n-1], s.spare[:n-1]
+			}
+			s.queue = append(s.queue, append(b[:0], msg...))
+			s.qBytes += len(msg)
+			s.mu.Unlock()
+			notify(s.wake)
+			return nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.space:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return ErrClosed
+		}
+	}
+}
+
+// Write sends p as one message (io.Writer).
+func (s *Sender) Write(p []byte) (int, error) {
+	if err := s.Send(context.Background(), p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Close sends what is queued, then FIN, keeps answering NAKs for the
+// linger time, and releases everything. It is idempotent, and later calls
+// on the Sender return ErrClosed.
+func (s *Sender) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		notify(s.wake)
+		<-s.done
+		s.tr.Close()
+		<-s.rd.done
+	})
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Sender) Stats() SenderStats {
+	c := make(chan SenderStats, 1)
+	select {
+	case s.statsReq <- c:
+		return <-c
+	case <-s.done:
+		return s.final
+	}
+}
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// loop is the goroutine that owns the protocol core: it moves queued
+// messages in, feeds it received packets and timer ticks, and writes what
+// it has to send.
+func (s *Sender) loop(mtu int) {
+	defer close(s.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	out := make([]Datagram, batchSize)
+	for i := range out {
+		out[i].Buf = make([]byte, 0, mtu)
+	}
+	var (
+		pkt       wire.Packet
+		closedAt  time.Time // when the core finished FIN; linger from there
+		coreClose bool
+	)
+	for {
+		now := time.Now()
+		drained := s.takeQueue(now)
+		if drained && !coreClose {
+			s.core.Close(now)
+			coreClose = true
+		}
+		s.flush(now, out)
+		if coreClose && s.core.Done() {
+			if closedAt.IsZero() {
+				closedAt = now
+			}
+			if !now.Before(closedAt.Add(s.linger)) {
+				s.final = s.stats()
+				return
+			}
+		}
+		d := s.core.NextDeadline()
+		if !closedAt.IsZero() {
+			if l := closedAt.Add(s.linger); d.IsZero() || l.Before(d) {
+				d = l
+			}
+		}
+		timerReset(timer, now, d)
+		select {
+		case <-s.wake:
+		case <-timer.C:
+		case b := <-s.rd.rx:
+			now = time.Now()
+			for _, d := range b.ds[:b.n] {
+				if wire.Parse(d.Buf[:d.N], &pkt) != nil {
+					continue
+				}
+				s.core.HandlePacket(now, &pkt, d.Addr)
+			}
+			s.rd.release(b)
+		case c := <-s.statsReq:
+			c <- s.stats()
+		}
+	}
+}
+
+// takeQueue moves queued messages into the core while it accepts them.
+// It reports whether Close was called and everything queued was taken.
+func (s *Sender) takeQueue(now time.Time) (closing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	took := 0
+	for _, m := range s.queue {
+		if !s.core.Writable(len(m)) {
+			break
+		}
+		if err := s.core.Send(now, m); err != nil {
+			break
+		}
+		s.qBytes -= len(m)
+		s.spare = append(s.spare, m)
+		took++
+	}
+	if took > 0 {
+		n := copy(s.queue, s.queue[took:])
+		clear(s.queue[n:])
+		s.queue = s.queue[:n]
+		notify(s.space)
+	}
+	return s.closing && len(s.queue) == 0
+}
+
+// flush writes everything the core has to send now, in batches.
+func (s *Sender) flush(now time.Time, out []Datagram) {
+	for {
+		n := 0
+		for n < len(out) {
+			pkt, ok := s.core.Poll(now, out[n].Buf[:0])
+			if !ok {
+				break
+			}
+			out[n].Buf, out[n].N, out[n].Addr = pkt, len(pkt), s.group
+			n++
+		}
+		if n == 0 {
+			return
+		}
+		s.tr.WriteBatch(out[:n]) // a failed send is a lost packet: receivers NAK it
+		if n < len(out) {
+			return
+		}
+	}
+}
+
+func (s *Sender) stats() SenderStats {
+	return SenderStats{SenderStats: s.core.Stats(), Source: s.id}
+}

@@ -1,0 +1,141 @@
+package mcast
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/relmcast/relmcast/internal/udp"
+)
+
+// rxBatch is one batch of datagrams read by the reader goroutine and
+// handed to the loop goroutine, which gives it back when done.
+type rxBatch struct {
+	ds []Datagram
+	n  int
+}
+
+const (
+	batchSize = 64 // datagrams per read or write
+	rxBatches = 16 // batches in flight between reader and loop
+	// maxDatagram is the largest datagram read: a PGM packet never
+	// exceeds 64 KiB.
+	maxDatagram = 65535
+)
+
+func newBatch(bufSize int) *rxBatch {
+	b := &rxBatch{ds: make([]Datagram, batchSize)}
+	mem := make([]byte, batchSize*bufSize)
+	for i := range b.ds {
+		b.ds[i].Buf = mem[i*bufSize : (i+1)*bufSize : (i+1)*bufSize]
+	}
+	return b
+}
+
+// reader moves datagrams from a Transport to a loop goroutine without
+// ever blocking on the loop: when every batch is in the loop's hands, it
+// reads into a spare one and counts the datagrams as dropped, as a full
+// socket buffer would.
+type reader struct {
+	tr    Transport
+	rx    chan *rxBatch // to the loop; capacity rxBatches, so never blocks
+	free  chan *rxBatch // back from the loop
+	spare *rxBatch
+	done  chan struct{}
+
+	dropped atomic.Uint64 // datagrams dropped because the loop was behind
+	errs    atomic.Uint64
+}
+
+func startReader(tr Transport, bufSize int) *reader {
+	r := &reader{
+		tr:    tr,
+		rx:    make(chan *rxBatch, rxBatches),
+		free:  make(chan *rxBatch, rxBatches),
+		spare: newBatch(bufSize),
+		done:  make(chan struct{}),
+	}
+	for range rxBatches {
+		r.free <- newBatch(bufSize)
+	}
+	go r.run()
+	return r
+}
+
+func (r *reader) run() {
+	defer close(r.done)
+	failures := 0
+	for {
+		var b *rxBatch
+		select {
+		case b = <-r.free:
+		default:
+			b = r.spare
+		}
+		n, err := r.tr.ReadBatch(b.ds)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Transient errors (ICMP-induced ECONNREFUSED and the like) are
+			// retried; a socket that keeps failing is given up on.
+			r.errs.Add(1)
+			if failures++; failures > 100 {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		} else {
+			failures = 0
+		}
+		if b == r.spare {
+			r.dropped.Add(uint64(n))
+			continue
+		}
+		b.n = n
+		r.rx <- b
+	}
+}
+
+// release gives a batch back to the reader.
+func (r *reader) release(b *rxBatch) { r.free <- b }
+
+// openTransport returns cfg.Transport or opens sockets, and applies
+// cfg.WrapTransport.
+func openTransport(cfg *Config, group netip.AddrPort, open func(udp.Config) (*udp.Conn, error)) (Transport, error) {
+	tr := cfg.Transport
+	if tr == nil {
+		c, err := open(cfg.udpConfig(group))
+		if err != nil {
+			return nil, err
+		}
+		tr = c
+	}
+	if cfg.WrapTransport != nil {
+		tr = cfg.WrapTransport(tr)
+	}
+	return tr, nil
+}
+
+// timerReset points t at deadline d (zero: far away).
+func timerReset(t *time.Timer, now, d time.Time) {
+	wait := time.Hour
+	if !d.IsZero() {
+		wait = max(d.Sub(now), 0)
+	}
+	t.Reset(wait)
+}
+
+// errClosed is returned by every call on a closed Sender or Receiver.
+var errClosed = &closedError{}
+
+type closedError struct{}
+
+func (*closedError) Error() string        { return "mcast: closed" }
+func (*closedError) Unwrap() error        { return net.ErrClosed }
+func (*closedError) Is(target error) bool { return target == net.ErrClosed }
+
+// ErrClosed is returned by calls on a closed Sender or Receiver; it
+// satisfies errors.Is(err, net.ErrClosed).
+var ErrClosed error = errClosed

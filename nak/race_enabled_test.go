@@ -1,0 +1,5 @@
+//go:build race
+
+package nak
+
+const raceEnabled = true

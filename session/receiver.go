@@ -1,0 +1,797 @@
+package session
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/relmcast/relmcast/internal/wire"
+	"github.com/relmcast/relmcast/nak"
+)
+
+// ReceiverConfig configures a Receiver core. The zero value of each field
+// means the default given.
+type ReceiverConfig struct {
+	// DPort is the data-destination port (the UDP port P); downstream
+	// packets with another dport are dropped.
+	DPort uint16
+	// Group is the multicast group, named in NAKs as the group NLA.
+	Group netip.Addr
+	// Window bounds the sequence numbers held per source between the next
+	// one to deliver and the highest seen: out-of-order data waiting for a
+	// repair, and data the application has not read yet. Past it the
+	// oldest are dropped and reported as loss (LossOverrun). Default 32768.
+	Window int
+	// MaxSources bounds the number of sources tracked at once; packets of
+	// further new sources are dropped and counted. Default 1024.
+	MaxSources int
+	// SourceExpiry is how long a source may stay silent (no SPM, data or
+	// NCF) before it is reported gone. Default 10s. OpenPGM and ZeroMQ
+	// sources send an SPM only every 30 s when idle; use at least 60s
+	// with them.
+	SourceExpiry time.Duration
+	// SPMRDelay is how long after meeting a source through data to wait
+	// for its SPM before asking for one with an SPMR. Default 25ms.
+	SPMRDelay time.Duration
+	// NAK holds the NAK timers and retry limits (package nak defaults).
+	NAK nak.Config
+	// JoinBackfill: when the first packet seen of a new source is at most
+	// this many sequence numbers past the source's advertised trail (a
+	// young source, which still holds everything it sent), the window
+	// starts at the trail instead. A receiver that started before the
+	// source then gets every message even if the first packets arrive out
+	// of order. A late joiner to an older source starts at the first
+	// packet seen, as OpenPGM does. Default 64; negative means none.
+	JoinBackfill int
+	// Passive receivers never send NAKs or SPMRs: holes become loss when
+	// the NAK timers run out or the source's window passes them.
+	Passive bool
+	// Seed seeds the NAK back-off randomness.
+	Seed uint64
+}
+
+func (c *ReceiverConfig) setDefaults() {
+	if c.Window <= 0 {
+		c.Window = 32768
+	}
+	if c.MaxSources <= 0 {
+		c.MaxSources = 1024
+	}
+	if c.SourceExpiry <= 0 {
+		c.SourceExpiry = 10 * time.Second
+	}
+	if c.JoinBackfill == 0 {
+		c.JoinBackfill = 64
+	}
+	if c.SPMRDelay <= 0 {
+		c.SPMRDelay = 25 * time.Millisecond
+	}
+}
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+const (
+	// EventData is one message, whole and in order.
+	EventData EventKind = iota + 1
+	// EventLoss reports sequence numbers that will never be delivered. It
+	// comes right after the last message before the hole.
+	EventLoss
+	// EventSourceNew reports a source seen for the first time; it comes
+	// before the source's first message.
+	EventSourceNew
+	// EventSourceGone reports that a source expired or finished (OPT_FIN);
+	// it is the source's last event.
+	EventSourceGone
+	// EventSourceRestart reports a new session (Source) from the same
+	// sender as an earlier one (Prev): same GSI, same address. It takes
+	// the place of EventSourceNew, and comes after Prev's last event.
+	EventSourceRestart
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventData:
+		return "data"
+	case EventLoss:
+		return "loss"
+	case EventSourceNew:
+		return "source-new"
+	case EventSourceGone:
+		return "source-gone"
+	case EventSourceRestart:
+		return "source-restart"
+	}
+	return "unknown"
+}
+
+// LossReason says why sequence numbers were lost.
+type LossReason uint8
+
+const (
+	// LossWindowPassed: the source's transmit window moved past the hole
+	// (its advertised trail), so no repair can come.
+	LossWindowPassed LossReason = iota + 1
+	// LossRetriesExhausted: the NAKs went unanswered (no NCF or no repair)
+	// for the configured number of retries.
+	LossRetriesExhausted
+	// LossSourceGone: the source expired or finished with the hole open.
+	LossSourceGone
+	// LossOverrun: the receive window overflowed, because the application
+	// did not read fast enough or the source jumped further ahead than the
+	// window holds.
+	LossOverrun
+	// LossSourceRestart: the source restarted with the hole open.
+	LossSourceRestart
+	// LossMalformed: fragments that do not form a valid message.
+	LossMalformed
+)
+
+func (r LossReason) String() string {
+	switch r {
+	case LossWindowPassed:
+		return "window-passed"
+	case LossRetriesExhausted:
+		return "retries-exhausted"
+	case LossSourceGone:
+		return "source-gone"
+	case LossOverrun:
+		return "overrun"
+	case LossSourceRestart:
+		return "source-restart"
+	case LossMalformed:
+		return "malformed"
+	}
+	return "unknown"
+}
+
+// GoneReason says why a source is gone.
+type GoneReason uint8
+
+const (
+	GoneExpired GoneReason = iota + 1 // silent for longer than SourceExpiry
+	GoneFIN                           // sent OPT_FIN and everything was resolved
+)
+
+func (g GoneReason) String() string {
+	switch g {
+	case GoneExpired:
+		return "expired"
+	case GoneFIN:
+		return "fin"
+	}
+	return "unknown"
+}
+
+// Event is one item of a receiver's ordered stream. For one source, events
+// come in sequence order: SourceNew (or SourceRestart), then Data and Loss
+// interleaved exactly as the sequence numbers run, then SourceGone.
+type Event struct {
+	Kind   EventKind
+	Source wire.TSI
+	// Addr is the source's unicast address: its SPM path NLA once known,
+	// else the IP source address of its packets.
+	Addr netip.Addr
+	// Data is the message of an EventData. It aliases the core's buffers
+	// and is valid only during the Deliver callback.
+	Data []byte
+	// First and Last are the wire sequence numbers of the message's
+	// TPDUs (EventData) or of the lost ones (EventLoss), inclusive.
+	First, Last uint32
+	// Lost counts the sequence numbers (TPDUs) lost (EventLoss). Each is at
+	// most one message; a fragmented message spans several.
+	Lost       uint64
+	LossReason LossReason
+	GoneReason GoneReason
+	// Prev is the earlier session an EventSourceRestart replaces.
+	Prev wire.TSI
+}
+
+// ReceiverStats are cumulative counters of a Receiver core.
+type ReceiverStats struct {
+	Packets        uint64 // packets handled
+	Messages       uint64 // messages delivered
+	Bytes          uint64 // message bytes delivered
+	Duplicates     uint64 // data already held or delivered
+	Repairs        uint64 // RDATA that filled a hole
+	NAKPackets     uint64 // NAK packets sent
+	NAKs           uint64 // sequence numbers NAKed
+	NCFs           uint64 // NCF packets received
+	SPMs           uint64 // SPMs received
+	SPMRs          uint64 // SPMRs sent
+	LossEvents     uint64
+	Lost           uint64 // sequence numbers reported lost
+	Sources        int    // sources tracked now
+	SourcesDropped uint64 // packets of new sources over MaxSources
+	Dropped        uint64 // packets ignored: wrong port, parity, stale, unknown type
+}
+
+// Receiver is the sans-IO core of a PGM receiver: all sources on one
+// group and port. It turns packets into an ordered event stream per
+// source, and NAKs and SPMRs to send.
+type Receiver struct {
+	cfg     ReceiverConfig
+	rng     *rand.Rand
+	sources []*source // in order of arrival, for deterministic delivery
+	byTSI   map[wire.TSI]*source
+	// tombs remembers sources reported gone, so their late packets (the
+	// 2nd and 3rd FIN SPM, stray repairs) do not resurrect them.
+	tombs map[wire.TSI]tomb
+	out   outQueue
+	stats ReceiverStats
+
+	naks []uint64
+	lost []nak.Lost
+	apdu []byte // reassembly buffer
+	ev   Event  // the event handed to Deliver's callback (reused: no allocation)
+}
+
+type tomb struct {
+	until time.Time
+	lead  uint64
+	ref   uint64
+}
+
+// NewReceiver returns a Receiver core.
+func NewReceiver(cfg ReceiverConfig) *Receiver {
+	cfg.setDefaults()
+	return &Receiver{
+		cfg:   cfg,
+		rng:   rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		byTSI: make(map[wire.TSI]*source),
+		tombs: make(map[wire.TSI]tomb),
+	}
+}
+
+// Stats returns the counters.
+func (r *Receiver) Stats() ReceiverStats {
+	s := r.stats
+	s.Sources = len(r.sources)
+	return s
+}
+
+// HandlePacket processes one parsed packet that arrived from the IP
+// address from. Upstream packets (NAK, SPMR from other receivers) and
+// packets of other ports are dropped.
+func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) {
+	r.stats.Packets++
+	if !p.Type.Downstream() || p.DPort != r.cfg.DPort {
+		r.stats.Dropped++
+		return
+	}
+	switch p.Type {
+	case wire.TypeODATA, wire.TypeRDATA, wire.TypeSPM, wire.TypeNCF:
+	default:
+		r.stats.Dropped++
+		return
+	}
+	if p.Options&wire.OptParity != 0 {
+		r.stats.Dropped++ // FEC is not supported yet: ignore parity
+		return
+	}
+	tsi := p.TSI()
+	s := r.byTSI[tsi]
+	if s == nil {
+		s = r.newSource(now, tsi, p, from)
+		if s == nil {
+			return
+		}
+	}
+	s.lastHeard = now
+	switch p.Type {
+	case wire.TypeODATA, wire.TypeRDATA:
+		r.onData(now, s, p)
+	case wire.TypeSPM:
+		r.onSPM(now, s, p)
+	case wire.TypeNCF:
+		r.onNCF(now, s, p)
+	}
+	r.maybeFinish(s)
+}
+
+// newSource creates the state of a source at its first packet, or returns
+// nil if the packet must be ignored.
+func (r *Receiver) newSource(now time.Time, tsi wire.TSI, p *wire.Packet, from netip.Addr) *source {
+	if t, ok := r.tombs[tsi]; ok {
+		if now.Before(t.until) {
+			// Late packets of a finished session: ignore them unless they
+			// carry data beyond what that session had.
+			if p.Type != wire.TypeODATA && p.Type != wire.TypeRDATA || ext(t.ref, p.Seq) <= t.lead {
+				r.stats.Dropped++
+				return nil
+			}
+		}
+		delete(r.tombs, tsi)
+	}
+	if p.Type == wire.TypeNCF || p.Type == wire.TypeSPM && p.FIN {
+		// NCFs do not define a window, and a closing source is not news.
+		r.stats.Dropped++
+		return nil
+	}
+	if len(r.sources) >= r.cfg.MaxSources {
+		r.stats.SourcesDropped++
+		return nil
+	}
+	s := &source{
+		tsi:   tsi,
+		addr:  from,
+		group: r.cfg.Group,
+		nak:   nak.New(r.cfg.NAK, r.rng),
+		ring:  make([]slot, 64),
+	}
+	if !r.cfg.Passive && p.Type != wire.TypeSPM {
+		s.spmrAt = now.Add(r.cfg.SPMRDelay)
+	}
+	// A new session from the same GSI and address replaces an older one:
+	// a restart. The old one drains first, its holes reported lost.
+	for _, old := range r.sources {
+		if old.tsi.GSI == tsi.GSI && old.addr == from && !old.closing && old.successor == nil {
+			old.successor, s.prev, s.restartOf = s, old, old.tsi
+			old.close(LossSourceRestart, 0)
+			break
+		}
+	}
+	r.sources = append(r.sources, s)
+	r.byTSI[tsi] = s
+	return s
+}
+
+func (r *Receiver) onData(now time.Time, s *source, p *wire.Packet) {
+	if !s.started {
+		r.join(s, p.Seq, p.Trail)
+	}
+	seq := s.ext(p.Seq)
+	if s.closing && seq > s.lead {
+		r.stats.Dropped++ // the session is closing; nothing new is taken
+		return
+	}
+	if seq < s.head {
+		r.stats.Duplicates++
+		return
+	}
+	if seq > s.lead {
+		r.extend(now, s, seq, true)
+	}
+	sl := s.slot(seq)
+	if sl.state == slotHave {
+		r.stats.Duplicates++
+		return
+	}
+	if p.Type == wire.TypeRDATA || sl.state == slotLost {
+		r.stats.Repairs++
+	}
+	sl.state = slotHave
+	sl.data = append(sl.data[:0], p.Payload...)
+	sl.frag = p.HasFragment
+	if p.HasFragment {
+		sl.fragFirst = s.ext(p.Fragment.First)
+		sl.fragOff = p.Fragment.Offset
+		sl.fragLen = p.Fragment.Length
+	}
+	s.nak.Repaired(seq)
+	r.onTrail(s, p.Trail)
+}
+
+func (r *Receiver) onSPM(now time.Time, s *source, p *wire.Packet) {
+	r.stats.SPMs++
+	if s.haveSPM && int32(p.Seq-s.spmSeq) < 0 {
+		r.stats.Dropped++ // an older SPM, reordered
+		return
+	}
+	s.haveSPM, s.spmSeq = true, p.Seq
+	s.spmrAt = time.Time{}
+	if p.PathNLA.IsValid() && !p.PathNLA.IsUnspecified() {
+		s.nla = p.PathNLA
+	}
+	if !s.started {
+		r.join(s, p.Lead+1, p.Trail)
+	}
+	if lead := s.ext(p.Lead); lead > s.lead && !s.closing {
+		r.extend(now, s, lead, false)
+	}
+	r.onTrail(s, p.Trail)
+	if p.FIN {
+		s.fin = true
+	}
+}
+
+func (r *Receiver) onNCF(now time.Time, s *source, p *wire.Packet) {
+	r.stats.NCFs++
+	if !s.started {
+		return
+	}
+	for i := -1; i < p.NAKListLen; i++ {
+		q := p.Seq
+		if i >= 0 {
+			q = p.NAKList[i]
+		}
+		seq := s.ext(q)
+		if seq < s.head {
+			continue
+		}
+		if seq > s.lead {
+			if s.closing {
+				continue
+			}
+			// An NCF beyond the lead reveals loss (someone else NAKed it).
+			r.extend(now, s, seq, false)
+		}
+		s.nak.NCF(now, seq)
+	}
+}
+
+// join defines the window of a new source whose first packet names first,
+// reaching back to the source's trail by at most JoinBackfill.
+func (r *Receiver) join(s *source, first, trail uint32) {
+	back := first - trail
+	if int32(back) < 0 || int(back) > r.cfg.JoinBackfill {
+		back = 0
+	}
+	s.start(first - back)
+}
+
+// extend moves the lead of s to seq. With data, seq itself arrived; the
+// numbers between the old lead and it are missing and get NAKed. If seq
+// is further ahead than the window holds, the oldest numbers are dropped
+// as LossOverrun.
+func (r *Receiver) extend(now time.Time, s *source, seq uint64, data bool) {
+	if max := uint64(r.cfg.Window); seq-s.head >= max {
+		s.skipTo(seq-max+1, LossOverrun)
+	}
+	s.grow(seq - s.head + 1)
+	from := max(s.lead+1, s.head)
+	for q := from; q <= seq; q++ {
+		s.slot(q).reset()
+	}
+	s.lead = seq
+	last := seq
+	if data {
+		last = seq - 1
+	}
+	if from <= last {
+		s.nak.Missing(now, from, last)
+	}
+}
+
+// onTrail applies the source's advertised trail: numbers before it that
+// are still missing can never be repaired.
+func (r *Receiver) onTrail(s *source, trail uint32) {
+	t := s.ext(trail)
+	// Constrained start (as OpenPGM's is_constrained): a late joiner
+	// ignores the trail until it passes the first number it saw.
+	if t <= s.joined || t <= s.head {
+		return
+	}
+	if t > s.lead+1 {
+		// The source no longer holds numbers we have not even seen.
+		if t-s.head > uint64(r.cfg.Window) {
+			s.skipTo(t, LossWindowPassed)
+			return
+		}
+		s.grow(t - s.head)
+		for q := s.lead + 1; q < t; q++ {
+			s.slot(q).reset()
+		}
+		s.lead = t - 1
+	}
+	s.markLost(s.head, t-1, LossWindowPassed)
+	s.nak.Forget(t)
+}
+
+// maybeFinish closes a source that sent FIN once nothing is missing.
+func (r *Receiver) maybeFinish(s *source) {
+	if s.fin && !s.closing && s.nak.Len() == 0 {
+		s.close(0, GoneFIN)
+	}
+}
+
+// Advance runs the timers due at now: NAKs to send, NAKs given up, SPMRs,
+// source expiry.
+func (r *Receiver) Advance(now time.Time) {
+	for _, s := range r.sources {
+		if s.closing {
+			continue
+		}
+		if now.Sub(s.lastHeard) >= r.cfg.SourceExpiry {
+			s.close(LossSourceGone, GoneExpired)
+			continue
+		}
+		if !s.spmrAt.IsZero() && !now.Before(s.spmrAt) {
+			r.sendSPMR(s)
+			s.spmrAt = now.Add(time.Second) // keep asking, while it is alive
+		}
+		if s.nak.Len() == 0 || now.Before(s.nak.NextDeadline()) {
+			continue
+		}
+		r.naks, r.lost = s.nak.Advance(now, r.naks[:0], r.lost[:0])
+		for _, l := range r.lost {
+			s.markLost(l.First, l.Last, LossRetriesExhausted)
+		}
+		if len(r.naks) > 0 && !r.cfg.Passive {
+			r.sendNAKs(s, r.naks)
+		}
+		r.maybeFinish(s)
+	}
+}
+
+// NextDeadline is the earliest time Advance has work; zero if none.
+func (r *Receiver) NextDeadline() time.Time {
+	var d time.Time
+	min := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	for _, s := range r.sources {
+		if s.closing {
+			continue
+		}
+		min(s.nak.NextDeadline())
+		min(s.spmrAt)
+		min(s.lastHeard.Add(r.cfg.SourceExpiry))
+	}
+	return d
+}
+
+// sendNAKs queues NAK packets for seqs (increasing), up to 63 numbers each,
+// unicast to the source's NLA at port P.
+func (r *Receiver) sendNAKs(s *source, seqs []uint64) {
+	nla := s.unicast()
+	dst := netip.AddrPortFrom(nla, r.cfg.DPort)
+	for len(seqs) > 0 {
+		n := min(len(seqs), wire.MaxNAKSeqs)
+		p := wire.Packet{
+			Type:      wire.TypeNAK,
+			SPort:     r.cfg.DPort, // upstream: ports swap (RFC 3208 §8.3)
+			DPort:     s.tsi.Port,
+			GSI:       s.tsi.GSI,
+			Seq:       uint32(seqs[0]),
+			SourceNLA: nla,
+			GroupNLA:  s.group,
+		}
+		for i, q := range seqs[1:n] {
+			p.NAKList[i] = uint32(q)
+		}
+		p.NAKListLen = n - 1
+		r.out.push(&p, dst)
+		r.stats.NAKPackets++
+		r.stats.NAKs += uint64(n)
+		seqs = seqs[n:]
+	}
+}
+
+// sendSPMR asks the source for an SPM: by multicast, so other receivers
+// can hold theirs back, and unicast to the address its packets came from.
+func (r *Receiver) sendSPMR(s *source) {
+	p := wire.Packet{Type: wire.TypeSPMR, SPort: r.cfg.DPort, DPort: s.tsi.Port, GSI: s.tsi.GSI}
+	r.out.push(&p, netip.AddrPortFrom(r.cfg.Group, r.cfg.DPort))
+	r.out.push(&p, netip.AddrPortFrom(s.addr, r.cfg.DPort))
+	r.stats.SPMRs++
+}
+
+// Poll appends the next datagram to send (a NAK or SPMR) to buf and
+// returns it with its destination; ok is false when there is none.
+func (r *Receiver) Poll(buf []byte) (pkt []byte, dst netip.AddrPort, ok bool) {
+	return r.out.pop(buf)
+}
+
+// Deliver hands ready events to fn in order, source by source, until fn
+// returns false (the application's queue is full: the event is kept and
+// offered again next time) or nothing is ready. Event.Data is valid only
+// during the call.
+func (r *Receiver) Deliver(fn func(*Event) bool) {
+	// A second pass delivers the sessions that a restart held back until
+	// the first pass removed their predecessors.
+	for pass := 0; pass < 2; pass++ {
+		removed, full := false, false
+		for _, s := range r.sources {
+			if s.prev != nil {
+				continue // a restarted session waits until the old one drained
+			}
+			if !r.deliverSource(s, fn) {
+				full = true
+				break
+			}
+			removed = removed || s.removed
+		}
+		if removed {
+			r.sweep()
+		}
+		if full || !removed {
+			return
+		}
+	}
+}
+
+// sweep forgets the sources whose last event was delivered.
+func (r *Receiver) sweep() {
+	keep := r.sources[:0]
+	for _, s := range r.sources {
+		if !s.removed {
+			keep = append(keep, s)
+			continue
+		}
+		delete(r.byTSI, s.tsi)
+		if len(r.tombs) < r.cfg.MaxSources {
+			r.tombs[s.tsi] = tomb{until: s.lastHeard.Add(r.cfg.SourceExpiry), lead: s.lead, ref: s.lead}
+		}
+		if s.successor != nil {
+			s.successor.prev = nil
+		}
+	}
+	clear(r.sources[len(keep):])
+	r.sources = keep
+}
+
+// deliverSource delivers the ready events of s; false means fn refused one.
+func (r *Receiver) deliverSource(s *source, fn func(*Event) bool) bool {
+	ev := &r.ev
+	if !s.announced {
+		*ev = Event{Source: s.tsi, Addr: s.unicast(), Kind: EventSourceNew}
+		if s.restartOf != (wire.TSI{}) {
+			ev.Kind, ev.Prev = EventSourceRestart, s.restartOf
+		}
+		if !fn(ev) {
+			return false
+		}
+		s.announced = true
+	}
+	for {
+		*ev = Event{Source: s.tsi, Addr: s.unicast()}
+		adv, ok := r.nextEvent(s, ev)
+		if !ok {
+			break
+		}
+		if !fn(ev) {
+			return false
+		}
+		s.consume(adv)
+		switch ev.Kind {
+		case EventData:
+			r.stats.Messages++
+			r.stats.Bytes += uint64(len(ev.Data))
+		case EventLoss:
+			r.stats.LossEvents++
+			r.stats.Lost += ev.Lost
+		}
+	}
+	if s.closing && s.drained() {
+		if s.gone != 0 {
+			*ev = Event{Source: s.tsi, Addr: s.unicast(), Kind: EventSourceGone, GoneReason: s.gone}
+			if !fn(ev) {
+				return false
+			}
+		}
+		s.removed = true
+	}
+	return true
+}
+
+// nextEvent builds the next event of s without consuming it, and returns
+// how far delivering it moves s.head (after the pending skip).
+func (r *Receiver) nextEvent(s *source, ev *Event) (adv uint64, ok bool) {
+	// Fragments at the head of a message that began before we joined are
+	// not ours to deliver, nor a loss: drop them silently.
+	for s.skipN == 0 && s.head <= s.lead {
+		sl := s.slot(s.head)
+		if sl.state != slotHave || !sl.frag || sl.fragFirst >= s.joined {
+			break
+		}
+		s.consume(1)
+	}
+	// A loss run: the pending skip, then lost numbers and orphaned
+	// fragments (whose message's start was lost or is malformed).
+	first, n, reason := s.head, uint64(0), LossReason(0)
+	if s.skipN > 0 {
+		first, n, reason = s.skipFirst, s.skipN, s.skipReason
+	}
+	for q := s.head; q <= s.lead; q++ {
+		sl := s.slot(q)
+		orphan := sl.state == slotHave && sl.frag && sl.fragFirst < q
+		if sl.state != slotLost && !orphan {
+			break
+		}
+		if reason == 0 {
+			reason = sl.reason
+			if orphan {
+				reason = cmp.Or(s.lastReason, LossMalformed)
+			}
+		}
+		adv++
+	}
+	if n+adv > 0 {
+		ev.Kind = EventLoss
+		ev.First, ev.Last = uint32(first), uint32(first+n+adv-1)
+		ev.Lost = n + adv
+		ev.LossReason = reason
+		s.lastReason = reason
+		return adv, true
+	}
+	if s.head > s.lead {
+		return 0, false
+	}
+	sl := s.slot(s.head)
+	if sl.state != slotHave {
+		return 0, false // missing: wait for the repair
+	}
+	if !sl.frag {
+		ev.Kind = EventData
+		ev.Data = sl.data
+		ev.First, ev.Last = uint32(s.head), uint32(s.head)
+		return 1, true
+	}
+	// A fragmented message starting here is complete when its fragments,
+	// in sequence order, add up to its length. OpenPGM does not check the
+	// offsets; we do, and a mismatch makes the message lost (malformed).
+	total, apdu := sl.fragLen, r.apdu[:0]
+	for q := s.head; q <= s.lead; q++ {
+		f := s.slot(q)
+		switch {
+		case f.state == slotMissing:
+			return 0, false
+		case f.state == slotLost:
+			// The message is lost whole: its fragments already here go
+			// with the lost one into the same report.
+			end := q + 1
+			for ; end <= s.lead; end++ {
+				g := s.slot(end)
+				if g.state != slotLost && !(g.state == slotHave && g.frag && g.fragFirst == s.head) {
+					break
+				}
+			}
+			return s.lossAt(ev, end-s.head, f.reason), true
+		case !f.frag || f.fragFirst != s.head || f.fragLen != total || f.fragOff != uint32(len(apdu)) ||
+			uint64(len(apdu))+uint64(len(f.data)) > uint64(total):
+			return s.lossAt(ev, q-s.head+1, LossMalformed), true
+		}
+		apdu = append(apdu, f.data...)
+		if uint32(len(apdu)) == total {
+			r.apdu = apdu
+			ev.Kind = EventData
+			ev.Data = apdu
+			ev.First, ev.Last = uint32(s.head), uint32(q)
+			return q - s.head + 1, true
+		}
+	}
+	return 0, false // more fragments to come
+}
+
+// outQueue holds encoded NAKs and SPMRs until Poll takes them, reusing
+// their buffers.
+type outQueue struct {
+	q    []outPkt
+	head int
+}
+
+type outPkt struct {
+	b   []byte
+	dst netip.AddrPort
+}
+
+func (o *outQueue) push(p *wire.Packet, dst netip.AddrPort) {
+	if o.head == len(o.q) {
+		o.q, o.head = o.q[:0], 0
+	}
+	if len(o.q) < cap(o.q) {
+		o.q = o.q[:len(o.q)+1]
+	} else {
+		o.q = append(o.q, outPkt{})
+	}
+	e := &o.q[len(o.q)-1]
+	b, err := p.Append(e.b[:0])
+	if err != nil || !dst.IsValid() {
+		o.q = o.q[:len(o.q)-1] // no address to send to: nothing to do
+		return
+	}
+	e.b, e.dst = b, dst
+}
+
+func (o *outQueue) pop(buf []byte) ([]byte, netip.AddrPort, bool) {
+	if o.head == len(o.q) {
+		return buf, netip.AddrPort{}, false
+	}
+	e := &o.q[o.head]
+	o.head++
+	return append(buf, e.b...), e.dst, true
+}

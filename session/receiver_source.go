@@ -1,0 +1,175 @@
+package session
+
+import (
+	"math/bits"
+	"net/netip"
+	"time"
+
+	"github.com/relmcast/relmcast/internal/wire"
+	"github.com/relmcast/relmcast/nak"
+)
+
+// source is a receiver's state for one sender session (TSI): its receive
+// window, NAK state and liveness.
+//
+// Sequence numbers are extended to 64 bits relative to the lead, so the
+// window arithmetic never wraps; uint32(q) gives the wire number back.
+type source struct {
+	tsi   wire.TSI
+	addr  netip.Addr // IP source address of its first packet
+	nla   netip.Addr // path NLA from its SPMs: where NAKs go
+	group netip.Addr
+
+	lastHeard time.Time
+	haveSPM   bool
+	spmSeq    uint32
+	spmrAt    time.Time // when to ask for an SPM; zero: not pending
+
+	started bool
+	joined  uint64 // first number of our window (late join): nothing before it is ours
+	head    uint64 // next number to deliver
+	lead    uint64 // highest number seen or advertised
+	// ring holds slots for numbers in [head, lead]; its length is a power
+	// of two and number q lives at q & (len-1).
+	ring []slot
+	// A pending skip: numbers [skipFirst, skipFirst+skipN) that left the
+	// window unseen or undelivered, to be reported lost before head.
+	skipFirst, skipN uint64
+	skipReason       LossReason
+	lastReason       LossReason // reason of the last loss, for orphaned fragments
+
+	nak *nak.Tracker
+
+	fin       bool       // the source sent OPT_FIN
+	closing   bool       // no new data is taken; removed once drained
+	gone      GoneReason // reported when drained (0: removed silently, restart)
+	announced bool       // EventSourceNew/Restart delivered
+	removed   bool       // last event delivered; sweep forgets it
+
+	prev, successor *source // restart chain: successor waits for prev
+	restartOf       wire.TSI
+}
+
+type slotState uint8
+
+const (
+	slotMissing slotState = iota // not (yet) received
+	slotHave
+	slotLost // given up; reported when delivery reaches it
+)
+
+type slot struct {
+	state     slotState
+	reason    LossReason
+	frag      bool
+	fragFirst uint64 // extended first sequence number of its message
+	fragOff   uint32
+	fragLen   uint32
+	data      []byte // payload copy; capacity reused
+}
+
+func (sl *slot) reset() {
+	sl.state, sl.reason, sl.frag = slotMissing, 0, false
+}
+
+// start defines the window at the first packet: q is the first number we
+// will deliver.
+func (s *source) start(q uint32) {
+	base := uint64(1)<<40 | uint64(q) // far from zero, so q-1 never underflows
+	s.started = true
+	s.joined, s.head, s.lead = base, base, base-1
+}
+
+// ext extends a wire sequence number to 64 bits, as the number nearest to
+// the lead.
+func (s *source) ext(q uint32) uint64 { return ext(s.lead, q) }
+
+func ext(ref uint64, q uint32) uint64 {
+	return uint64(int64(ref) + int64(int32(q-uint32(ref))))
+}
+
+func (s *source) slot(q uint64) *slot { return &s.ring[q&uint64(len(s.ring)-1)] }
+
+// grow makes the ring hold at least n numbers from head.
+func (s *source) grow(n uint64) {
+	if n <= uint64(len(s.ring)) {
+		return
+	}
+	size := uint64(1) << bits.Len64(n-1)
+	ring := make([]slot, size)
+	for q := s.head; q <= s.lead; q++ {
+		ring[q&(size-1)] = *s.slot(q)
+	}
+	s.ring = ring
+}
+
+// consume moves head past n numbers that were delivered (or reported),
+// after the pending skip.
+func (s *source) consume(n uint64) {
+	s.skipN = 0
+	for range n {
+		s.slot(s.head).reset()
+		s.head++
+	}
+}
+
+// skipTo drops everything before h from the window; it is reported as one
+// loss when delivery reaches it.
+func (s *source) skipTo(h uint64, reason LossReason) {
+	if h <= s.head {
+		return
+	}
+	if s.skipN == 0 {
+		s.skipFirst, s.skipReason = s.head, reason
+	}
+	s.skipN += h - s.head
+	for q := s.head; q <= s.lead && q < h; q++ {
+		s.slot(q).reset()
+	}
+	s.nak.Forget(h)
+	s.head = h
+	s.lead = max(s.lead, h-1)
+}
+
+// markLost gives up the numbers in [first, last] that are still missing.
+func (s *source) markLost(first, last uint64, reason LossReason) {
+	for q := max(first, s.head); q <= last && q <= s.lead; q++ {
+		if sl := s.slot(q); sl.state == slotMissing {
+			sl.state, sl.reason = slotLost, reason
+		}
+	}
+}
+
+// close ends the session: nothing new is taken, and what is missing is
+// lost for reason. Its remaining events are still delivered.
+func (s *source) close(reason LossReason, gone GoneReason) {
+	if s.started {
+		s.markLost(s.head, s.lead, reason)
+		s.nak.Forget(s.lead + 1)
+	}
+	s.closing, s.gone = true, gone
+	s.spmrAt = time.Time{}
+}
+
+// drained reports that every event of the window has been delivered.
+func (s *source) drained() bool { return s.head > s.lead && s.skipN == 0 }
+
+// unicast is where NAKs go: the SPM's path NLA, or until one arrives the
+// address the source's packets come from (OpenPGM instead declares the
+// loss at once when it has no NLA).
+func (s *source) unicast() netip.Addr {
+	if s.nla.IsValid() {
+		return s.nla
+	}
+	return s.addr
+}
+
+// lossAt reports the first n numbers from head as lost.
+func (s *source) lossAt(ev *Event, n uint64, reason LossReason) uint64 {
+	ev.Kind = EventLoss
+	ev.First, ev.Last = uint32(s.head), uint32(s.head+n-1)
+	ev.Lost = n
+	ev.LossReason = reason
+	s.lastReason = reason
+	return n
+}

@@ -1,0 +1,934 @@
+package session
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/relmcast/relmcast/internal/wire"
+)
+
+// Errors returned by Sender.Send.
+var (
+	// ErrWouldBlock: the message does not fit under SenderConfig.MaxQueued
+	// right now; nothing was queued. Wait until Writable reports true.
+	ErrWouldBlock = errors.New("session: send queue full")
+	// ErrMessageTooLarge: the message is longer than SenderConfig.MaxMessage.
+	ErrMessageTooLarge = errors.New("session: message too large")
+	// ErrClosed: Send after Close. errors.Is(ErrClosed, net.ErrClosed) holds.
+	ErrClosed = fmt.Errorf("session: sender closed: %w", net.ErrClosed)
+)
+
+// Sender defaults (see SenderConfig).
+const (
+	defaultMaxTPDU       = 1500 - 20 - 8 // IPv4, MTU 1500
+	defaultIPOverhead    = 20 + 8        // IPv4 + UDP headers
+	defaultWindowPackets = 16384
+	defaultWindowBytes   = 32 << 20
+	defaultWindowTime    = 10 * time.Second
+	defaultAmbientSPM    = time.Second
+	defaultNAKElim       = 20 * time.Millisecond
+	defaultMaxQueued     = 4096
+
+	// minTPDU keeps MaxFragment at 20 bytes or more.
+	minTPDU = wire.HeaderLen + wire.DataHeaderLen + wire.FragmentOverhead + 20
+	// maxTPDU is the largest UDP payload over IPv4.
+	maxTPDU = 65535 - 20 - 8
+	// maxWindowPackets and maxMaxQueued keep the ring well inside the
+	// 2^31 sequence half-space that serial arithmetic needs.
+	maxWindowPackets = 1 << 24
+	maxMaxQueued     = 1 << 24
+
+	// txStartSPMs and txFinSPMs: OpenPGM sends 3 SPMs at connect and 3 SPMs
+	// with OPT_FIN at pgm_close(sock, TRUE).
+	txStartSPMs = 3
+	txFinSPMs   = 3
+	// txSPMRInterval coalesces SPMR-triggered SPMs: at most one per
+	// interval, so an SPMR flood cannot amplify into an SPM flood.
+	txSPMRInterval = 10 * time.Millisecond
+	// txNCFQueue bounds the NCFs waiting to be polled. The owner drains
+	// Poll after every batch of received packets, so this only overflows
+	// under a NAK flood larger than a read batch; extra NCFs are dropped
+	// and counted (the repairs are still queued).
+	txNCFQueue = 128
+)
+
+// defaultHeartbeat is the SPM heartbeat after data. Unlike OpenPGM, each
+// entry is used exactly once, in order (OpenPGM stores its list as
+// [0, h1..hN], uses h1 twice and never uses hN; research §5.3).
+var defaultHeartbeat = []time.Duration{
+	100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond,
+	100 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond,
+}
+
+// SenderConfig configures a Sender. Zero values mean the default. A
+// SenderConfig must not be modified after it has been passed to NewSender
+// (the Sender keeps its own copy anyway).
+type SenderConfig struct {
+	// TSI is the session: our GSI plus the data-source port (the caller
+	// draws the random port). Port must not be 0.
+	TSI wire.TSI
+	// DPort is the data-destination port, the UDP port P. Must not be 0.
+	DPort uint16
+	// Group is the multicast group. NAKs must name it as group NLA.
+	Group netip.Addr
+	// NLA is our unicast address, advertised as the SPM path NLA. NAKs
+	// must name it as source NLA.
+	NLA netip.Addr
+
+	// MaxTPDU is the largest PGM packet (UDP payload) we send;
+	// 0 => 1472 (1500 - 20 - 8: IPv4, MTU 1500). At least 64.
+	MaxTPDU int
+	// IPOverhead is charged per packet by the rate limiter for the IP and
+	// UDP headers; 0 => 28 (IPv4 + UDP). Pass 48 for IPv6.
+	IPOverhead int
+	// MaxMessage is the largest message; 0 => wire.MaxAPDU (65535).
+	// Larger Sends fail with ErrMessageTooLarge.
+	//
+	// OpenPGM receivers (rxw.c) accept at most 16 fragments per APDU
+	// (PGM_MAX_FRAGMENTS) and mark larger messages lost, so for
+	// interoperation with libpgm receivers keep MaxMessage <=
+	// 16*MaxFragment (22848 bytes at MTU 1500, OpenPGM's own max_apdu).
+	MaxMessage int
+
+	// WindowPackets bounds the transmit window by the number of sent TPDUs
+	// kept for repair; 0 => 16384.
+	WindowPackets int
+	// WindowBytes bounds it by the payload bytes kept; 0 => 32 MiB. At
+	// least MaxTSDU.
+	WindowBytes int
+	// WindowTime bounds it by age since first transmission; 0 => 10s.
+	// (OpenPGM has no time bound: its window only drops data on overflow.)
+	WindowTime time.Duration
+
+	// Rate is the wire rate in bytes per second, IPOverhead included, of
+	// ODATA and RDATA together; 0 => unlimited. NCFs and SPMs are never
+	// rate limited. (OpenPGM charges non-connect SPMs to its total bucket
+	// and also has separate ODATA and RDATA buckets; we have one bucket.)
+	Rate int64
+	// Burst is the token bucket depth in bytes;
+	// 0 => max(Rate/100 (10 ms of data), 4*(MaxTPDU+IPOverhead)).
+	// At least MaxTPDU+IPOverhead.
+	Burst int
+
+	// AmbientSPM is the longest time without an SPM; 0 => 1s. This is
+	// deliberately much shorter than OpenPGM's 30s, so that receivers can
+	// detect a dead source within seconds; it also keeps flowing during
+	// continuous data, when the heartbeat never fires.
+	AmbientSPM time.Duration
+	// Heartbeat is the SPM heartbeat after data: when a message's last
+	// TPDU (or an RDATA) is sent at t, SPMs follow at t+h[0], then h[1]
+	// after that, and so on; after the list the ambient interval applies.
+	// nil => {100, 100, 100, 100, 300, 600} ms, i.e. SPMs at +100, +200,
+	// +300, +400, +700 and +1300 ms after the last data. A non-nil empty
+	// slice turns the heartbeat off. OpenPGM differs: its list is stored as
+	// [0, h1..hN], h1 is used twice and hN never (research §5.3).
+	Heartbeat []time.Duration
+
+	// NAKElim: after an RDATA for sqn s, further NAKs for s within this
+	// interval are NCF'd but cause no further RDATA; 0 => 20ms, negative
+	// => no interval (only NAKs for a repair still queued are merged, as
+	// OpenPGM does).
+	NAKElim time.Duration
+	// MaxQueued bounds the TPDUs accepted by Send and not yet sent (held
+	// back by the rate limiter); 0 => 4096. Send returns ErrWouldBlock
+	// rather than exceed it. Must hold a MaxMessage message.
+	MaxQueued int
+	// FirstSeq is the first data sequence number (OpenPGM starts at 0).
+	FirstSeq uint32
+}
+
+func (c *SenderConfig) setDefaults() {
+	if c.MaxTPDU == 0 {
+		c.MaxTPDU = defaultMaxTPDU
+	}
+	if c.IPOverhead == 0 {
+		c.IPOverhead = defaultIPOverhead
+	}
+	if c.MaxMessage == 0 {
+		c.MaxMessage = wire.MaxAPDU
+	}
+	if c.WindowPackets == 0 {
+		c.WindowPackets = defaultWindowPackets
+	}
+	if c.WindowBytes == 0 {
+		c.WindowBytes = defaultWindowBytes
+	}
+	if c.WindowTime == 0 {
+		c.WindowTime = defaultWindowTime
+	}
+	if c.Rate > 0 && c.Burst == 0 {
+		c.Burst = int(max(c.Rate/100, int64(4*(c.MaxTPDU+c.IPOverhead))))
+	}
+	if c.AmbientSPM == 0 {
+		c.AmbientSPM = defaultAmbientSPM
+	}
+	if c.Heartbeat == nil {
+		c.Heartbeat = defaultHeartbeat
+	}
+	c.Heartbeat = slices.Clone(c.Heartbeat)
+	if c.NAKElim == 0 {
+		c.NAKElim = defaultNAKElim
+	}
+	if c.MaxQueued == 0 {
+		c.MaxQueued = defaultMaxQueued
+	}
+}
+
+func (c *SenderConfig) validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("session: SenderConfig."+format, a...)
+	}
+	switch {
+	case c.TSI.Port == 0:
+		return bad("TSI.Port is 0")
+	case c.DPort == 0:
+		return bad("DPort is 0")
+	case !c.Group.IsValid() || !c.Group.Unmap().IsMulticast():
+		return bad("Group %v is not a multicast address", c.Group)
+	case !c.NLA.IsValid() || c.NLA.IsUnspecified() || c.NLA.IsMulticast():
+		return bad("NLA %v is not a unicast address", c.NLA)
+	case c.MaxTPDU < minTPDU || c.MaxTPDU > maxTPDU:
+		return bad("MaxTPDU %d is outside %d..%d", c.MaxTPDU, minTPDU, maxTPDU)
+	case c.IPOverhead < 0:
+		return bad("IPOverhead %d is negative", c.IPOverhead)
+	case c.MaxMessage < 0 || c.MaxMessage > wire.MaxAPDU:
+		return bad("MaxMessage %d is outside 1..%d", c.MaxMessage, wire.MaxAPDU)
+	case c.WindowPackets < 1 || c.WindowPackets > maxWindowPackets:
+		return bad("WindowPackets %d is outside 1..%d", c.WindowPackets, maxWindowPackets)
+	case c.WindowBytes < c.MaxTPDU-wire.HeaderLen-wire.DataHeaderLen:
+		return bad("WindowBytes %d is less than one TPDU payload (%d)",
+			c.WindowBytes, c.MaxTPDU-wire.HeaderLen-wire.DataHeaderLen)
+	case c.WindowTime < 0:
+		return bad("WindowTime %v is negative", c.WindowTime)
+	case c.Rate < 0:
+		return bad("Rate %d is negative", c.Rate)
+	case c.Burst < 0:
+		return bad("Burst %d is negative", c.Burst)
+	case c.Rate > 0 && c.Burst < c.MaxTPDU+c.IPOverhead:
+		return bad("Burst %d is less than one packet (%d)", c.Burst, c.MaxTPDU+c.IPOverhead)
+	case c.AmbientSPM < 0:
+		return bad("AmbientSPM %v is negative", c.AmbientSPM)
+	case c.MaxQueued < 1 || c.MaxQueued > maxMaxQueued:
+		return bad("MaxQueued %d is outside 1..%d", c.MaxQueued, maxMaxQueued)
+	}
+	for i, h := range c.Heartbeat {
+		if h <= 0 {
+			return bad("Heartbeat[%d] %v is not positive", i, h)
+		}
+	}
+	maxTSDU := c.MaxTPDU - wire.HeaderLen - wire.DataHeaderLen
+	if n := txTPDUs(c.MaxMessage, maxTSDU, maxTSDU-wire.FragmentOverhead); n > c.MaxQueued {
+		return bad("MaxQueued %d cannot hold a MaxMessage (%d bytes = %d TPDUs)",
+			c.MaxQueued, c.MaxMessage, n)
+	}
+	return nil
+}
+
+// txTPDUs is the number of TPDUs a message of n bytes takes.
+func txTPDUs(n, maxTSDU, maxFrag int) int {
+	if n <= maxTSDU {
+		return 1
+	}
+	return (n + maxFrag - 1) / maxFrag
+}
+
+// SenderStats are a Sender's counters and gauges.
+type SenderStats struct {
+	Messages     uint64 // messages whose last TPDU has been sent as ODATA
+	MessageBytes uint64 // their payload bytes
+
+	ODATA, RDATA, SPM, NCF uint64 // packets returned by Poll
+	ODATABytes, RDATABytes uint64 // PGM bytes (UDP payload) of ODATA and RDATA
+
+	NAKs              uint64         // valid selective NAK packets received
+	NAKSeqs           uint64         // sequence numbers named by them
+	BadNAKs           uint64         // NAKs dropped: wrong TSI/ports, source NLA, group NLA or list
+	ParityNAKs        uint64         // parity NAKs, ignored (no FEC)
+	NNAKs             uint64         // NNAKs (counted only)
+	NAKsEliminated    uint64         // sqns already queued for repair or repaired within NAKElim
+	NAKsOutsideWindow uint64         // sqns not in the window (gone already, or not yet sent)
+	LastOutsideNAKer  netip.AddrPort // sender of the last such NAK
+	SPMRs             uint64         // valid SPMRs received
+	NCFsDropped       uint64         // NCFs not queued because the NCF queue was full
+	Ignored           uint64         // other types, or packets for another session
+
+	WindowPackets int // sent TPDUs held for repair
+	WindowBytes   int // their payload bytes
+	Queued        int // TPDUs accepted by Send, not yet sent as ODATA
+	RepairsQueued int // sqns waiting for RDATA
+}
+
+// Slot flags.
+const (
+	txLast     uint8 = 1 << iota // last TPDU of its message
+	txQueued                     // queued for repair
+	txRepaired                   // repairedAt is valid
+)
+
+// txSlot holds one TPDU of the window ring: the encoded ODATA (its trail
+// and checksum are filled in on the copy made at Poll time).
+type txSlot struct {
+	buf        []byte // encoded ODATA; capacity MaxTPDU, reused
+	sentAt     int64  // first transmission, ns since base
+	repairedAt int64  // last RDATA, ns since base
+	tsdu       int32  // payload length
+	flags      uint8
+}
+
+// txNCF is a pending NCF: the sqn and list of the NAK it answers.
+type txNCF struct {
+	seq  uint32
+	n    uint8
+	list [wire.MaxNAKList]uint32
+}
+
+// Sender is the sans-IO core of a PGM source: the transmit window,
+// fragmentation, rate limiting, the SPM schedule and NAK/NCF/RDATA
+// handling. It does no I/O and reads no clock: every method takes the
+// current time, and the owner sends what Poll returns (to Group:DPort) and
+// calls Poll again no later than NextDeadline. Not safe for concurrent use.
+//
+// Sequence numbers: [trail, nextSend) are sent and held for repair (the
+// window), [nextSend, nextSeq) are accepted but not yet sent. The
+// advertised lead is nextSend-1: receivers cannot NAK what has not been
+// sent. The trail moves only when sent data really leaves the window.
+type Sender struct {
+	cfg        SenderConfig // defaults applied
+	nla, group netip.Addr   // unmapped, without zone, for comparing with NAKs
+	maxTSDU    int
+	maxFrag    int
+	windowTime int64
+	nakElim    int64
+	ambient    int64
+
+	base time.Time // time 0 of the ns clocks below
+	now  int64     // latest time seen, ns since base (never goes back)
+
+	slots    []txSlot // power-of-two ring indexed by sqn & (len-1)
+	maxSlots int
+	trail    uint32
+	nextSend uint32
+	nextSeq  uint32
+	sentSize int // payload bytes in [trail, nextSend)
+
+	// Repair FIFO: a power-of-two ring of sqns. Entries whose slot lost
+	// its txQueued flag (evicted) are stale and skipped.
+	rq      []uint32
+	rqHead  int
+	rqLen   int
+	repairs int // live entries
+
+	ncf     [txNCFQueue]txNCF
+	ncfHead int
+	ncfLen  int
+
+	bucket txBucket
+
+	spmSeq      uint32
+	startLeft   int
+	finLeft     int
+	finStarted  bool
+	closed      bool
+	spmrPending bool
+	spmrAt      int64
+	lastSPMR    int64 // when the last pending SPMR was answered
+	hbIdx       int   // next Heartbeat index; 0 = heartbeat idle
+	hbAt        int64
+	ambientAt   int64
+
+	stats SenderStats
+}
+
+// NewSender returns a source for cfg, created at now, with the 3 start SPMs
+// queued (OpenPGM sends 3 at connect, without options).
+func NewSender(cfg SenderConfig, now time.Time) (*Sender, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	maxTSDU := cfg.MaxTPDU - wire.HeaderLen - wire.DataHeaderLen
+	s := &Sender{
+		cfg:        cfg,
+		nla:        cfg.NLA.Unmap().WithZone(""),
+		group:      cfg.Group.Unmap().WithZone(""),
+		maxTSDU:    maxTSDU,
+		maxFrag:    maxTSDU - wire.FragmentOverhead,
+		windowTime: int64(cfg.WindowTime),
+		nakElim:    max(int64(cfg.NAKElim), 0),
+		ambient:    int64(cfg.AmbientSPM),
+		base:       now,
+		maxSlots:   txPow2(cfg.WindowPackets + cfg.MaxQueued),
+		trail:      cfg.FirstSeq,
+		nextSend:   cfg.FirstSeq,
+		nextSeq:    cfg.FirstSeq,
+		bucket:     newTxBucket(cfg.Rate, cfg.Burst),
+		startLeft:  txStartSPMs,
+		lastSPMR:   math.MinInt64 / 4,
+		ambientAt:  int64(cfg.AmbientSPM),
+	}
+	s.slots = make([]txSlot, min(64, s.maxSlots))
+	return s, nil
+}
+
+// txAddSat is a+b for b >= 0, saturating at math.MaxInt64 (durations in
+// the config may be huge).
+func txAddSat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// txPow2 is the smallest power of two >= n.
+func txPow2(n int) int {
+	p := 1
+	for p < n {
+		p <<= 1
+	}
+	return p
+}
+
+// MaxTSDU is the largest payload of a single-TPDU message (no options):
+// MaxTPDU-16-8. Longer messages are fragmented.
+func (s *Sender) MaxTSDU() int { return s.maxTSDU }
+
+// MaxFragment is the payload of each fragment but the last of a
+// fragmented message: MaxTSDU-20 (room for OPT_LENGTH and OPT_FRAGMENT).
+func (s *Sender) MaxFragment() int { return s.maxFrag }
+
+// Config returns the configuration in use, defaults filled in.
+func (s *Sender) Config() SenderConfig {
+	c := s.cfg
+	c.Heartbeat = slices.Clone(c.Heartbeat)
+	return c
+}
+
+// tick converts now to ns since base, never going back in time.
+func (s *Sender) tick(now time.Time) int64 {
+	if d := int64(now.Sub(s.base)); d > s.now {
+		s.now = d
+	}
+	return s.now
+}
+
+func (s *Sender) slot(q uint32) *txSlot { return &s.slots[q&uint32(len(s.slots)-1)] }
+
+func (s *Sender) unsent() int { return int(s.nextSeq - s.nextSend) }
+
+// inWindow reports whether q has been sent and is still held.
+func (s *Sender) inWindow(q uint32) bool { return q-s.trail < s.nextSend-s.trail }
+
+// Writable reports whether Send would accept a message of n bytes now.
+func (s *Sender) Writable(n int) bool {
+	return !s.closed && n >= 0 && n <= s.cfg.MaxMessage &&
+		s.unsent()+txTPDUs(n, s.maxTSDU, s.maxFrag) <= s.cfg.MaxQueued
+}
+
+// Send queues one message. A message of at most MaxTSDU bytes (zero
+// included) becomes one ODATA without options; a longer one is cut into
+// TPDUs of MaxFragment bytes (the last shorter), each carrying
+// OPT_FRAGMENT. OpenPGM receivers crash on OPT_FRAGMENT in a single-TPDU
+// message, so that is never sent. msg is copied.
+//
+// Send fails with ErrClosed after Close, ErrMessageTooLarge above
+// MaxMessage and ErrWouldBlock (nothing queued) when the message's TPDUs
+// do not fit under MaxQueued.
+func (s *Sender) Send(now time.Time, msg []byte) error {
+	t := s.tick(now)
+	switch {
+	case s.closed:
+		return ErrClosed
+	case len(msg) > s.cfg.MaxMessage:
+		return ErrMessageTooLarge
+	}
+	n := txTPDUs(len(msg), s.maxTSDU, s.maxFrag)
+	if s.unsent()+n > s.cfg.MaxQueued {
+		return ErrWouldBlock
+	}
+	s.expire(t)
+	s.reserve(n)
+	if n == 1 {
+		s.enqueue(msg, false, wire.Fragment{}, true)
+		return nil
+	}
+	f := wire.Fragment{First: s.nextSeq, Length: uint32(len(msg))}
+	for off := 0; off < len(msg); off += s.maxFrag {
+		end := min(off+s.maxFrag, len(msg))
+		f.Offset = uint32(off)
+		s.enqueue(msg[off:end], true, f, end == len(msg))
+	}
+	return nil
+}
+
+// reserve grows the ring, if needed, to hold n more TPDUs. The ring only
+// grows while the Sender warms up: it is bounded by WindowPackets (sent)
+// plus MaxQueued (unsent).
+func (s *Sender) reserve(n int) {
+	need := int(s.nextSeq-s.trail) + n
+	if need <= len(s.slots) {
+		return
+	}
+	size := len(s.slots)
+	for size < need {
+		size *= 2
+	}
+	size = min(size, s.maxSlots)
+	slots := make([]txSlot, size)
+	nm := uint32(size - 1)
+	for q := s.trail; q != s.nextSeq; q++ {
+		slots[q&nm] = *s.slot(q)
+	}
+	s.slots = slots
+}
+
+// enqueue encodes one TPDU into the next slot.
+func (s *Sender) enqueue(payload []byte, frag bool, f wire.Fragment, last bool) {
+	sl := s.slot(s.nextSeq)
+	buf := sl.buf[:0]
+	if cap(buf) < s.cfg.MaxTPDU {
+		buf = make([]byte, 0, s.cfg.MaxTPDU)
+	}
+	sl.buf = txAppendODATA(buf, &s.cfg, s.nextSeq, frag, f, payload)
+	sl.tsdu = int32(len(payload))
+	sl.flags = 0
+	if last {
+		sl.flags = txLast
+	}
+	s.nextSeq++
+}
+
+// txAppendODATA encodes an ODATA TPDU with a zero trail and checksum (both
+// are written at Poll time, on the copy that is sent). It produces what
+// wire.Packet.Append produces (the tests check this) but skips Append's
+// checksum, which would be computed twice per packet otherwise.
+func txAppendODATA(b []byte, c *SenderConfig, seq uint32, frag bool, f wire.Fragment, payload []byte) []byte {
+	var opts byte
+	if frag {
+		opts = wire.OptPresent // OPT_FRAGMENT is not network-significant
+	}
+	b = binary.BigEndian.AppendUint16(b, c.TSI.Port)
+	b = binary.BigEndian.AppendUint16(b, c.DPort)
+	b = append(b, byte(wire.TypeODATA), opts, 0, 0) // type, options, checksum
+	b = append(b, c.TSI.GSI[:]...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(payload)))
+	b = binary.BigEndian.AppendUint32(b, seq)
+	b = append(b, 0, 0, 0, 0) // TXW_TRAIL
+	if frag {
+		// OPT_LENGTH (type 0x00, length 4, total 20), then OPT_FRAGMENT
+		// (type 0x01 | OPT_END 0x80, length 16, 2 reserved bytes, first
+		// sqn, offset, APDU length).
+		b = append(b, 0x00, 4, 0, 4+wire.FragmentOptLen, 0x01|0x80, wire.FragmentOptLen, 0, 0)
+		b = binary.BigEndian.AppendUint32(b, f.First)
+		b = binary.BigEndian.AppendUint32(b, f.Offset)
+		b = binary.BigEndian.AppendUint32(b, f.Length)
+	}
+	return append(b, payload...)
+}
+
+// evictOne drops the trail TPDU from the window (it has been sent).
+func (s *Sender) evictOne() {
+	sl := s.slot(s.trail)
+	if sl.flags&txQueued != 0 {
+		s.repairs--
+	}
+	sl.flags = 0
+	s.sentSize -= int(sl.tsdu)
+	s.trail++
+}
+
+// expire evicts sent TPDUs older than WindowTime.
+func (s *Sender) expire(t int64) {
+	for s.trail != s.nextSend && t-s.slot(s.trail).sentAt >= s.windowTime {
+		s.evictOne()
+	}
+}
+
+// HandlePacket processes a packet addressed to the source: a selective NAK
+// (answered by one NCF, and RDATA for what the window still holds), an
+// NNAK (counted) or an SPMR (answered by an SPM, coalesced). Parity NAKs
+// are counted and ignored: we have no FEC, and OpenPGM likewise rejects
+// them unless on-demand parity is on. from is only kept for statistics.
+//
+// Validation follows OpenPGM: the GSI must be ours, p.DPort our TSI port
+// and p.SPort our DPort; a NAK must name NLA as source and Group as group.
+func (s *Sender) HandlePacket(now time.Time, p *wire.Packet, from netip.AddrPort) {
+	t := s.tick(now)
+	s.expire(t)
+	switch p.Type {
+	case wire.TypeNAK, wire.TypeNNAK, wire.TypeSPMR:
+	default:
+		s.stats.Ignored++
+		return
+	}
+	if p.GSI != s.cfg.TSI.GSI || p.DPort != s.cfg.TSI.Port || p.SPort != s.cfg.DPort {
+		if p.Type == wire.TypeNAK {
+			s.stats.BadNAKs++
+		} else {
+			s.stats.Ignored++
+		}
+		return
+	}
+	switch p.Type {
+	case wire.TypeNNAK:
+		s.stats.NNAKs++
+	case wire.TypeSPMR:
+		s.stats.SPMRs++
+		s.onSPMR(t)
+	case wire.TypeNAK:
+		s.onNAK(t, p, from)
+	}
+}
+
+func (s *Sender) onSPMR(t int64) {
+	if s.spmrPending {
+		return // one SPM will answer them all
+	}
+	// Answer at once unless an SPMR was answered less than
+	// txSPMRInterval ago; then answer at the end of that interval, rather
+	// than drop it (its sender may have joined after the last SPM left).
+	// OpenPGM answers every SPMR at once.
+	s.spmrPending = true
+	s.spmrAt = max(t, s.lastSPMR+int64(txSPMRInterval))
+}
+
+func (s *Sender) onNAK(t int64, p *wire.Packet, from netip.AddrPort) {
+	if p.SourceNLA.Unmap() != s.nla || p.GroupNLA.Unmap() != s.group ||
+		p.NAKListLen < 0 || p.NAKListLen > wire.MaxNAKList {
+		s.stats.BadNAKs++
+		return
+	}
+	if p.Options&wire.OptParity != 0 {
+		s.stats.ParityNAKs++
+		return
+	}
+	s.stats.NAKs++
+	// One NCF per NAK packet, at once and unconditionally: for sqns
+	// outside the window and duplicates too (as OpenPGM does).
+	if s.ncfLen == len(s.ncf) {
+		s.stats.NCFsDropped++
+	} else {
+		e := &s.ncf[(s.ncfHead+s.ncfLen)%len(s.ncf)]
+		s.ncfLen++
+		e.seq = p.Seq
+		e.n = uint8(p.NAKListLen)
+		copy(e.list[:], p.NAKList[:p.NAKListLen])
+	}
+	s.nakSeq(t, p.Seq, from)
+	for _, q := range p.NAKList[:p.NAKListLen] {
+		s.nakSeq(t, q, from)
+	}
+}
+
+// nakSeq queues a repair of q unless it is outside the window, already
+// queued, or was repaired less than NAKElim ago.
+func (s *Sender) nakSeq(t int64, q uint32, from netip.AddrPort) {
+	s.stats.NAKSeqs++
+	if !s.inWindow(q) {
+		s.stats.NAKsOutsideWindow++
+		s.stats.LastOutsideNAKer = from
+		return
+	}
+	sl := s.slot(q)
+	if sl.flags&txQueued != 0 || sl.flags&txRepaired != 0 && t-sl.repairedAt < s.nakElim {
+		s.stats.NAKsEliminated++
+		return
+	}
+	sl.flags |= txQueued
+	s.repairs++
+	if s.rqLen == len(s.rq) {
+		s.compactRepairs()
+		if s.rqLen == len(s.rq) {
+			s.growRepairs(max(2*len(s.rq), 16))
+		}
+	}
+	s.rq[(s.rqHead+s.rqLen)&(len(s.rq)-1)] = q
+	s.rqLen++
+}
+
+// repairLive reports whether a repair FIFO entry still stands.
+func (s *Sender) repairLive(q uint32) bool {
+	return s.inWindow(q) && s.slot(q).flags&txQueued != 0
+}
+
+// compactRepairs removes stale entries (evicted while queued), keeping
+// the order of the others. The FIFO only grows when every entry is live,
+// and live entries are at most WindowPackets, so it stays below
+// 2*WindowPackets entries.
+func (s *Sender) compactRepairs() {
+	m := len(s.rq) - 1
+	w := 0
+	for r := range s.rqLen {
+		q := s.rq[(s.rqHead+r)&m]
+		if s.repairLive(q) {
+			s.rq[(s.rqHead+w)&m] = q
+			w++
+		}
+	}
+	s.rqLen = w
+}
+
+func (s *Sender) growRepairs(size int) {
+	size = txPow2(size)
+	rq := make([]uint32, size)
+	for i := range s.rqLen {
+		rq[i] = s.rq[(s.rqHead+i)&(len(s.rq)-1)]
+	}
+	s.rq, s.rqHead = rq, 0
+}
+
+// peekRepair drops stale entries at the head of the repair FIFO and
+// returns the first live one.
+func (s *Sender) peekRepair() (uint32, bool) {
+	for s.rqLen > 0 {
+		q := s.rq[s.rqHead]
+		if s.repairLive(q) {
+			return q, true
+		}
+		s.rqHead = (s.rqHead + 1) & (len(s.rq) - 1)
+		s.rqLen--
+	}
+	return 0, false
+}
+
+// Close stops Sends. Once all queued ODATA has been sent, Poll sends 3
+// SPMs with OPT_FIN (OpenPGM pgm_close(sock, TRUE)) and Done turns true.
+// NAKs are still answered with NCF and RDATA, and SPMRs with (FIN) SPMs,
+// while the owner lingers; after Done no timer-driven SPMs are sent.
+func (s *Sender) Close(now time.Time) {
+	s.tick(now)
+	s.closed = true
+}
+
+// Done reports that Close was called and all ODATA and the FIN SPMs have
+// been sent.
+func (s *Sender) Done() bool { return s.finStarted && s.finLeft == 0 }
+
+// Window returns the advertised trail and lead: the oldest sqn still held
+// for repair and the last sqn sent. Before any data both are empty:
+// trail = FirstSeq, lead = FirstSeq-1 (OpenPGM: 0 and 0xFFFFFFFF).
+func (s *Sender) Window() (trail, lead uint32) { return s.trail, s.nextSend - 1 }
+
+// Stats returns the counters and current gauges.
+func (s *Sender) Stats() SenderStats {
+	st := s.stats
+	st.WindowPackets = int(s.nextSend - s.trail)
+	st.WindowBytes = s.sentSize
+	st.Queued = s.unsent()
+	st.RepairsQueued = s.repairs
+	return st
+}
+
+// finDue reports that the FIN SPMs may start: closed and all ODATA sent.
+func (s *Sender) finDue() bool {
+	return s.closed && !s.finStarted && s.nextSend == s.nextSeq
+}
+
+// spmAt is when the next SPM is due (math.MinInt64: now; math.MaxInt64:
+// none).
+func (s *Sender) spmAt() int64 {
+	if s.startLeft > 0 || s.finLeft > 0 || s.finDue() {
+		return math.MinInt64
+	}
+	at := int64(math.MaxInt64)
+	if s.spmrPending {
+		at = s.spmrAt
+	}
+	if !s.Done() {
+		if s.hbIdx > 0 {
+			at = min(at, s.hbAt)
+		}
+		at = min(at, s.ambientAt)
+	}
+	return at
+}
+
+// restartHeartbeat restarts the heartbeat after data sent at t.
+func (s *Sender) restartHeartbeat(t int64) {
+	if len(s.cfg.Heartbeat) == 0 || s.finStarted {
+		return
+	}
+	s.hbIdx = 1
+	s.hbAt = txAddSat(t, int64(s.cfg.Heartbeat[0]))
+}
+
+// Poll appends the next datagram due at now to buf and returns the
+// extended slice (pass buf[:0] to get the datagram alone); ok is false,
+// and buf is returned unchanged, when nothing is due (see NextDeadline).
+// Every datagram goes to Group:DPort.
+//
+// Priority: NCFs (never rate limited); SPMs (start, FIN, SPMR answers,
+// heartbeat and ambient; never rate limited); RDATA (rate limited, and
+// always before new data, so new data cannot starve repairs; OpenPGM does
+// not prioritise them); then ODATA in sequence order (rate limited). Each
+// ODATA and RDATA carries the current trail, and its checksum is computed
+// here, once.
+func (s *Sender) Poll(now time.Time, buf []byte) (pkt []byte, ok bool) {
+	t := s.tick(now)
+	s.expire(t)
+	if s.ncfLen > 0 {
+		return s.pollNCF(buf), true
+	}
+	if s.spmAt() <= t {
+		return s.pollSPM(t, buf), true
+	}
+	if q, ok := s.peekRepair(); ok {
+		sl := s.slot(q)
+		if !s.bucket.take(t, len(sl.buf)+s.cfg.IPOverhead) {
+			return buf, false // ODATA waits behind the repair
+		}
+		s.rqHead = (s.rqHead + 1) & (len(s.rq) - 1)
+		s.rqLen--
+		s.repairs--
+		sl.flags = sl.flags&^txQueued | txRepaired
+		sl.repairedAt = t
+		start := len(buf)
+		buf = append(buf, sl.buf...)
+		wire.RewriteAsRDATA(buf[start:], s.trail)
+		s.stats.RDATA++
+		s.stats.RDATABytes += uint64(len(sl.buf))
+		s.restartHeartbeat(t)
+		return buf, true
+	}
+	if s.nextSend != s.nextSeq {
+		sl := s.slot(s.nextSend)
+		if !s.bucket.take(t, len(sl.buf)+s.cfg.IPOverhead) {
+			return buf, false
+		}
+		// Make room first, so the ODATA advertises the trail of the
+		// window it enters (as OpenPGM's pgm_txw_add does).
+		for s.trail != s.nextSend && (int(s.nextSend-s.trail) >= s.cfg.WindowPackets ||
+			s.sentSize+int(sl.tsdu) > s.cfg.WindowBytes) {
+			s.evictOne()
+		}
+		sl.sentAt = t
+		s.sentSize += int(sl.tsdu)
+		s.nextSend++
+		start := len(buf)
+		buf = append(buf, sl.buf...)
+		wire.SetTrail(buf[start:], s.trail)
+		s.stats.ODATA++
+		s.stats.ODATABytes += uint64(len(sl.buf))
+		if sl.flags&txLast != 0 {
+			s.stats.Messages++
+			s.stats.MessageBytes += uint64(s.messageLen(sl))
+			s.restartHeartbeat(t)
+		}
+		return buf, true
+	}
+	return buf, false
+}
+
+// messageLen is the length of the message whose last TPDU is sl.
+func (s *Sender) messageLen(sl *txSlot) int {
+	b := sl.buf
+	if b[5]&wire.OptPresent != 0 {
+		// OPT_FRAGMENT's APDU length: the last 4 bytes of the options.
+		off := wire.HeaderLen + wire.DataHeaderLen + wire.FragmentOverhead - 4
+		return int(binary.BigEndian.Uint32(b[off:]))
+	}
+	return int(sl.tsdu)
+}
+
+func (s *Sender) pollNCF(buf []byte) []byte {
+	e := &s.ncf[s.ncfHead]
+	s.ncfHead = (s.ncfHead + 1) % len(s.ncf)
+	s.ncfLen--
+	p := wire.Packet{
+		SPort:      s.cfg.TSI.Port,
+		DPort:      s.cfg.DPort,
+		Type:       wire.TypeNCF,
+		GSI:        s.cfg.TSI.GSI,
+		Seq:        e.seq,
+		SourceNLA:  s.nla,
+		GroupNLA:   s.group,
+		NAKListLen: int(e.n),
+	}
+	copy(p.NAKList[:], e.list[:e.n])
+	s.stats.NCF++
+	return s.appendPacket(buf, &p)
+}
+
+func (s *Sender) pollSPM(t int64, buf []byte) []byte {
+	fin := s.finStarted // after the FIN SPMs, SPMR answers keep OPT_FIN
+	switch {
+	case s.startLeft > 0:
+		s.startLeft--
+	case s.finLeft > 0 || s.finDue():
+		if !s.finStarted {
+			s.finStarted, s.finLeft = true, txFinSPMs
+			s.hbIdx = 0
+		}
+		s.finLeft--
+		fin = true
+	}
+	// Whatever made this SPM due, it also serves every other reason.
+	if s.hbIdx > 0 && s.hbAt <= t {
+		if s.hbIdx < len(s.cfg.Heartbeat) {
+			s.hbAt = txAddSat(t, int64(s.cfg.Heartbeat[s.hbIdx]))
+			s.hbIdx++
+		} else {
+			s.hbIdx = 0 // then ambient
+		}
+	}
+	if s.spmrPending {
+		s.spmrPending = false
+		s.lastSPMR = t
+	}
+	s.ambientAt = txAddSat(t, s.ambient)
+	p := wire.Packet{
+		SPort:   s.cfg.TSI.Port,
+		DPort:   s.cfg.DPort,
+		Type:    wire.TypeSPM,
+		GSI:     s.cfg.TSI.GSI,
+		Seq:     s.spmSeq,
+		Trail:   s.trail,
+		Lead:    s.nextSend - 1,
+		PathNLA: s.nla,
+		FIN:     fin,
+	}
+	s.spmSeq++
+	s.stats.SPM++
+	return s.appendPacket(buf, &p)
+}
+
+func (s *Sender) appendPacket(buf []byte, p *wire.Packet) []byte {
+	out, err := p.Append(buf)
+	if err != nil {
+		// Unreachable: NewSender validated the NLAs and the NAK list
+		// length is checked on receipt.
+		panic("session: encoding " + p.Type.String() + ": " + err.Error())
+	}
+	return out
+}
+
+// NextDeadline is the earliest time at which Poll may have something to
+// send or a timer is due: a queued NCF or SPM, the rate limiter letting
+// the next RDATA or ODATA go, the heartbeat or ambient SPM, or the oldest
+// TPDU's window time running out. If Poll would return ok now, the result
+// is not after now. It is the zero Time when nothing will ever be due
+// (after Done, with no NAK to answer).
+func (s *Sender) NextDeadline() time.Time {
+	at := int64(math.MaxInt64)
+	if s.ncfLen > 0 {
+		at = math.MinInt64
+	}
+	at = min(at, s.spmAt())
+	if q, ok := s.peekRepair(); ok {
+		at = min(at, s.bucket.readyAt(s.now, len(s.slot(q).buf)+s.cfg.IPOverhead))
+	} else if s.nextSend != s.nextSeq {
+		at = min(at, s.bucket.readyAt(s.now, len(s.slot(s.nextSend).buf)+s.cfg.IPOverhead))
+	}
+	if !s.Done() && s.trail != s.nextSend {
+		at = min(at, txAddSat(s.slot(s.trail).sentAt, s.windowTime))
+	}
+	if at == math.MaxInt64 {
+		return time.Time{}
+	}
+	return s.base.Add(time.Duration(max(at, s.now)))
+}
