@@ -1204,3 +1204,59 @@ func FuzzSenderHandle(f *testing.F) {
 		}
 	})
 }
+
+// TestSenderRepairsExpire: repairs queued for data that leaves the window
+// are dropped, not sent.
+func TestSenderRepairsExpire(t *testing.T) {
+	h := startedTx(t, SenderConfig{WindowTime: 100 * time.Millisecond, Rate: 10000, Burst: 1500,
+		Heartbeat: []time.Duration{}, AmbientSPM: time.Hour})
+	for i := range 10 {
+		h.send(txMsg(100, byte(i)))
+	}
+	h.pollAll() // 10 * 152 bytes: 9 in the burst
+	h.now = h.s.NextDeadline()
+	h.pollAll()
+	h.handle(txNAK(0, 1, 2, 3, 4, 5, 6, 7, 8, 9))
+	if got := types(h.pollAll()); got != "NCF" { // the bucket is empty
+		t.Fatalf("after NAK: %s", got)
+	}
+	if st := h.s.Stats(); st.RepairsQueued != 10 {
+		t.Fatalf("stats %+v", st)
+	}
+	h.advance(100 * time.Millisecond)
+	if ps := h.pollAll(); len(ps) != 0 {
+		t.Fatalf("sent %s after the window expired", types(ps))
+	}
+	if st := h.s.Stats(); st.RepairsQueued != 0 || st.WindowPackets != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if d := h.rel(h.s.NextDeadline()); d != time.Hour {
+		t.Errorf("NextDeadline %v", d)
+	}
+}
+
+// TestSenderNCFOverflow: a NAK flood beyond the NCF queue drops (and
+// counts) NCFs but still queues the repairs.
+func TestSenderNCFOverflow(t *testing.T) {
+	h := startedTx(t, SenderConfig{})
+	for i := range 200 {
+		h.send([]byte{byte(i)})
+	}
+	h.pollAll()
+	for i := range uint32(200) {
+		h.handle(txNAK(i))
+	}
+	ps := h.pollAll()
+	ncf, rdata := 0, 0
+	for _, p := range ps {
+		switch p.Type {
+		case wire.TypeNCF:
+			ncf++
+		case wire.TypeRDATA:
+			rdata++
+		}
+	}
+	if ncf != txNCFQueue || rdata != 200 || h.s.Stats().NCFsDropped != 200-txNCFQueue {
+		t.Errorf("%d NCF, %d RDATA, stats %+v", ncf, rdata, h.s.Stats())
+	}
+}
