@@ -28,6 +28,7 @@ type Receiver struct {
 	qHead   int
 	qLen    int
 	closed  bool
+	blocked bool          // the loop stopped delivering: the queue was full
 	avail   chan struct{} // loop → Read: events are queued
 	space   chan struct{} // Read → loop: the queue has room
 	quit    chan struct{} // Close → loop
@@ -117,8 +118,9 @@ func cmpOr[T comparable](v, def T) T {
 
 // Read waits for the next event and stores it in ev, reusing ev.Data's
 // capacity: a loop that reads into one Event allocates nothing per
-// message. It returns ctx's error when ctx is done, and ErrClosed after
-// Close.
+// message. It returns ctx's error when ctx is done and no event is
+// queued (a queued event is returned even with ctx done, so a done ctx
+// makes Read a non-blocking poll), and ErrClosed after Close.
 func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 	for {
 		r.mu.Lock()
@@ -133,9 +135,12 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 			ev.Data = append(data[:0], e.Data...)
 			r.qHead = (r.qHead + 1) % len(r.queue)
 			r.qLen--
-			more := r.qLen > 0
+			more, wake := r.qLen > 0, r.blocked
+			r.blocked = false
 			r.mu.Unlock()
-			notify(r.space)
+			if wake {
+				notify(r.space) // only a loop that stopped needs waking
+			}
 			if more {
 				notify(r.avail) // wake another reader
 			}
@@ -236,6 +241,7 @@ func (r *Receiver) deliver() {
 	n := r.qLen
 	r.core.Deliver(func(e *session.Event) bool {
 		if r.qLen == len(r.queue) {
+			r.blocked = true
 			return false
 		}
 		r.queue[(r.qHead+r.qLen)%len(r.queue)].copyFrom(e)

@@ -25,13 +25,13 @@ var ErrMessageTooLarge = errors.New("mcast: message too large")
 // miss one NAK it and the Sender repairs it. Send and Write may be called
 // from several goroutines; one internal goroutine owns the protocol state.
 type Sender struct {
-	group  netip.AddrPort
-	id     SourceID
+	group   netip.AddrPort
+	id      SourceID
 	maxMsg  int
 	maxTSDU int
-	linger time.Duration
-	tr     Transport
-	rd     *reader
+	linger  time.Duration
+	tr      Transport
+	rd      *reader
 
 	mu      sync.Mutex // guards the fields below
 	queue   [][]byte   // messages handed over by Send, in order
@@ -180,8 +180,14 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 			}
 			s.queue = append(s.queue, append(b[:0], msg...))
 			s.qBytes += len(msg)
+			first := len(s.queue) == 1
 			s.mu.Unlock()
-			notify(s.wake)
+			if first {
+				// The loop takes the whole queue whenever it runs, and
+				// runs again when the rate limiter allows: only a message
+				// into an empty queue needs to wake it.
+				notify(s.wake)
+			}
 			return nil
 		}
 		s.mu.Unlock()

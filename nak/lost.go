@@ -73,12 +73,6 @@ func (ss *spanSet) search(seq uint64) int {
 	return lo
 }
 
-// contains reports whether seq is in the set.
-func (ss *spanSet) contains(seq uint64) bool {
-	i := ss.search(seq)
-	return i < len(ss.s) && ss.s[i].first <= seq
-}
-
 // add inserts [first, last], merging with overlapping or adjacent spans.
 func (ss *spanSet) add(first, last uint64) {
 	// Spans that end at or after first-1 may touch [first, last].

@@ -1,9 +1,11 @@
 package nak
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -54,7 +56,8 @@ type Stats struct {
 
 // entry is one tracked sequence. Entries live in Tracker.buf sorted by seq;
 // an entry whose state is None is a tombstone left by a removal in the middle
-// and is squeezed out by the next compaction.
+// and is squeezed out by the next compaction (reserve), or revived if its
+// sequence is reported missing again.
 type entry struct {
 	seq   uint64
 	due   int64 // nanoseconds since Tracker.epoch
@@ -75,9 +78,12 @@ const never = math.MaxInt64 // "no deadline" in the internal time base
 // passed in, and randomness comes from the generator given to New, so a run
 // is reproducible. It is not safe for concurrent use.
 //
-// Memory is bounded by MaxPending: at most MaxPending sequences are tracked,
-// the entry array never exceeds 2×MaxPending entries, and sequences given up
-// for Overflow are held as ranges until the next Advance.
+// Memory is O(MaxPending) whatever the input: at most MaxPending sequences
+// are tracked, the entry array never exceeds 2×MaxPending entries, the timer
+// heap 2×MaxPending+64 timers, and sequences given up for Overflow are held
+// as ranges until the next Advance. At worst that is about 150 bytes per
+// unit of MaxPending (about 10 MB for the default), and only if that many
+// sequences were ever missing at once; the memory is kept for reuse.
 type Tracker struct {
 	cfg config
 	rng *rand.Rand
@@ -94,15 +100,18 @@ type Tracker struct {
 	epoch    time.Time
 	hasEpoch bool
 
-	// next is the earliest due among live entries and nextN how many live
-	// entries have it, so that removing one entry rarely forces a rescan.
-	// When dirty, both are stale and are recomputed on demand.
-	next  int64
-	nextN int
-	dirty bool
+	// Deadlines: a min-heap of timers over runs of entries (timers.go).
+	// lastPush is the heap index of the timer pushed last, or -1.
+	timers     []timer
+	lastPush   int
+	timerSlack int
+
+	// Scratch for Advance, kept to avoid allocating.
+	retried []uint64
+	dead    []Lost
 
 	// Sequences given up for Overflow, not yet reported by Advance.
-	// pendingSince is when the oldest of them was given up.
+	// pendingSince is the earliest time one of them was given up.
 	pending      spanSet
 	pendingSince int64
 	pendingCap   int
@@ -124,7 +133,8 @@ func New(cfg Config, rng *rand.Rand) *Tracker {
 	return &Tracker{
 		cfg:        c,
 		rng:        rng,
-		next:       never,
+		lastPush:   -1,
+		timerSlack: timerSlack,
 		pendingCap: max(c.maxPending, 16),
 	}
 }
@@ -155,8 +165,8 @@ func (t *Tracker) Config() Config {
 // Gaps are normally reported in increasing order (that is the fast path) but
 // any order works. If tracking the gap would exceed MaxPending, the oldest
 // tracked sequences (possibly the older part of this very gap) are given up
-// with reason Overflow; they are reported by the next Advance, and
-// NextDeadline returns now until then. A gap of any width costs O(MaxPending)
+// with reason Overflow; they are reported by the next Advance, and until then
+// NextDeadline returns the time they were given up. A gap of any width costs O(MaxPending)
 // time and memory at most.
 //
 // A sequence that was given up for Overflow but not yet reported is taken
@@ -195,20 +205,22 @@ func (t *Tracker) Missing(now time.Time, first, last uint64) {
 			}
 		}
 		t.live += n
-		t.addDue(due, n)
-	} else {
-		t.insert(r, first, last)
+		t.schedule(due, first, last)
+	} else if due, ok := t.insert(r, first, last); ok {
 		if over := t.live - t.cfg.maxPending; over > 0 {
 			t.evictOldest(over, r)
 		}
+		t.schedule(due, first, last) // once live <= MaxPending again
 	}
 	t.limitPending()
 }
 
 // insert tracks the untracked sequences of [first, last] when the gap does
 // not lie beyond every entry: existing entries are kept, tombstones in the
-// range are revived, and the rest are inserted in order.
-func (t *Tracker) insert(r int64, first, last uint64) {
+// range are revived, and the rest are inserted in order. It returns the
+// deadline given to the new entries, which the caller must schedule, and
+// false if there were none.
+func (t *Tracker) insert(r int64, first, last uint64) (int64, bool) {
 	width := int(last-first) + 1
 	lo, hi := t.lowerBound(first), t.upperBound(last)
 	fresh := width
@@ -218,7 +230,7 @@ func (t *Tracker) insert(r int64, first, last uint64) {
 		}
 	}
 	if fresh == 0 {
-		return
+		return 0, false
 	}
 	if width-(hi-lo) > 0 {
 		// Compaction in reserve may squeeze out tombstones of the range,
@@ -253,7 +265,7 @@ func (t *Tracker) insert(r int64, first, last uint64) {
 		}
 	}
 	t.live += fresh
-	t.addDue(due, fresh)
+	return due, true
 }
 
 // Repaired stops tracking seq because its data arrived (ODATA, RDATA or FEC
@@ -292,10 +304,9 @@ func (t *Tracker) NCF(now time.Time, seq uint64) bool {
 		t.stats.Suppressed++
 	}
 	t.stats.NCFs++
-	t.removeDue(e.due)
 	e.state = WaitData
 	e.due = addSat(r, t.cfg.rdata)
-	t.addDue(e.due, 1)
+	t.schedule(e.due, seq, seq)
 	return true
 }
 
@@ -330,12 +341,12 @@ func (t *Tracker) Reset() {
 	t.stats.Forgotten += uint64(t.live)
 	t.buf = t.buf[:0]
 	t.head, t.live = 0, 0
-	t.next, t.nextN, t.dirty = never, 0, false
+	t.timers, t.lastPush = t.timers[:0], -1
 	t.pending.s = t.pending.s[:0]
 }
 
-// Advance fires everything due at or before now, in increasing sequence
-// order, and returns naks and lost with the results appended:
+// Advance fires everything due at or before now and returns naks and lost
+// with the results appended:
 //
 //   - BACK_OFF expired: the sequence must be NAKed now; it is appended to
 //     naks and moves to WAIT_NCF, due at now+RepeatIvl.
@@ -346,79 +357,84 @@ func (t *Tracker) Reset() {
 //
 // Counts are cumulative per sequence, as in OpenPGM. Sequences going back to
 // BACK_OFF in one call share one fresh random back-off, so their repeats
-// leave in one NAK list (OpenPGM draws one per sequence). Sequences given up,
-// including those given up for Overflow since the last call, are removed and
-// appended to lost in increasing order, consecutive ones with the same
-// reason merged into one Lost. Entries already in lost are left alone.
+// leave in one NAK list (OpenPGM draws one per sequence). The NAKs appended
+// are in increasing order. Sequences given up, including those given up for
+// Overflow since the last call, are removed and appended to lost in
+// increasing order, consecutive ones with the same reason merged into one
+// Lost. Entries already in naks and lost are left alone.
 //
 // Advance does not allocate when naks and lost have room. It costs O(1) when
-// nothing is due and O(tracked) otherwise.
+// nothing is due, and O(k log n) to fire k of n tracked sequences.
 func (t *Tracker) Advance(now time.Time, naks []uint64, lost []Lost) ([]uint64, []Lost) {
 	r := t.rel(now)
-	if len(t.pending.s) == 0 && (t.live == 0 || (!t.dirty && r < t.next)) {
+	if len(t.pending.s) == 0 && (len(t.timers) == 0 || t.timers[0].due > r) {
 		return naks, lost
 	}
-	base := len(lost)
-	p := 0 // next pending span to report
-	retry := int64(-1)
-	next, nextN := int64(never), 0
-	w := t.head
-	for i := t.head; i < len(t.buf); i++ {
-		e := t.buf[i]
-		if e.state == None {
-			continue
-		}
-		if e.due <= r {
+	start := len(naks)
+	retried, dead := t.retried[:0], t.dead[:0]
+	var retry int64 // shared deadline of the retries, drawn on first use
+	drawn := false
+	for len(t.timers) > 0 && t.timers[0].due <= r {
+		tm := t.pop()
+		for i := t.head + t.lowerBound(tm.first); i < len(t.buf) && t.buf[i].seq <= tm.last; i++ {
+			e := &t.buf[i]
+			if e.state == None || e.due != tm.due {
+				continue // removed, or rescheduled since: another timer's
+			}
+			var reason Reason
 			switch e.state {
 			case BackOff:
 				naks = append(naks, e.seq)
-				t.stats.NAKs++
 				e.state = WaitNCF
 				e.due = addSat(r, t.cfg.repeat)
-			case WaitNCF, WaitData:
-				var reason Reason
-				if e.state == WaitNCF {
-					if e.ncf++; int(e.ncf) >= t.cfg.ncfRetries {
-						reason = NCFRetriesExceeded
-					}
-				} else {
-					if e.data++; int(e.data) >= t.cfg.dataRetries {
-						reason = DataRetriesExceeded
-					}
+				continue
+			case WaitNCF:
+				if e.ncf++; int(e.ncf) >= t.cfg.ncfRetries {
+					reason = NCFRetriesExceeded
 				}
-				if reason != 0 {
-					for p < len(t.pending.s) && t.pending.s[p].first < e.seq {
-						lost = t.report(lost, base, t.pending.s[p].first, t.pending.s[p].last, Overflow)
-						p++
-					}
-					lost = t.report(lost, base, e.seq, e.seq, reason)
-					t.live--
-					continue
+			case WaitData:
+				if e.data++; int(e.data) >= t.cfg.dataRetries {
+					reason = DataRetriesExceeded
 				}
-				if retry < 0 {
-					retry = addSat(r, t.backoff())
-				}
-				e.state = BackOff
-				e.due = retry
 			}
+			if reason != 0 {
+				dead = append(dead, Lost{First: e.seq, Last: e.seq, Reason: reason})
+				t.kill(i)
+				continue
+			}
+			if !drawn {
+				retry, drawn = addSat(r, t.backoff()), true
+			}
+			e.state = BackOff
+			e.due = retry
+			retried = append(retried, e.seq)
 		}
-		t.buf[w] = e
-		w++
-		if e.due < next {
-			next, nextN = e.due, 1
-		} else if e.due == next {
-			nextN++
+	}
+	t.trim()
+
+	// Timers popped in deadline order: sort what they produced by sequence.
+	fired := naks[start:]
+	slices.Sort(fired)
+	t.stats.NAKs += uint64(len(fired))
+	t.scheduleRuns(addSat(r, t.cfg.repeat), fired)
+	slices.Sort(retried)
+	t.scheduleRuns(retry, retried)
+
+	// Merge the timed-out sequences with the Overflow ranges, in order.
+	slices.SortFunc(dead, func(a, b Lost) int { return cmp.Compare(a.First, b.First) })
+	base := len(lost)
+	p := 0
+	for _, d := range dead {
+		for ; p < len(t.pending.s) && t.pending.s[p].first < d.First; p++ {
+			lost = t.report(lost, base, t.pending.s[p].first, t.pending.s[p].last, Overflow)
 		}
+		lost = t.report(lost, base, d.First, d.Last, d.Reason)
 	}
 	for ; p < len(t.pending.s); p++ {
 		lost = t.report(lost, base, t.pending.s[p].first, t.pending.s[p].last, Overflow)
 	}
 	t.pending.s = t.pending.s[:0]
-	t.buf = t.buf[:w]
-	if w == t.head {
-		t.buf, t.head = t.buf[:0], 0
-	}
-	t.next, t.nextN, t.dirty = next, nextN, false
+	t.retried, t.dead = retried[:0], dead[:0]
 	return naks, lost
 }
 
@@ -447,13 +463,14 @@ func (t *Tracker) report(lost []Lost, base int, first, last uint64, reason Reaso
 // NextDeadline returns the earliest time at which Advance has work: a timer
 // expiring, or losses to report (then it is the time they were given up,
 // normally already past). It returns the zero Time if nothing is tracked and
-// nothing is left to report. It is O(1) except after a removal of the
-// entries holding the earliest deadline, when it rescans once.
+// nothing is left to report. It costs amortized O(log n): it may discard
+// timers made stale by Repaired, NCF or Forget.
 func (t *Tracker) NextDeadline() time.Time {
-	if t.dirty {
-		t.recompute()
+	t.topValid()
+	d := int64(never)
+	if len(t.timers) > 0 {
+		d = t.timers[0].due
 	}
-	d := t.next
 	if len(t.pending.s) > 0 && t.pendingSince < d {
 		d = t.pendingSince
 	}
@@ -555,7 +572,6 @@ func (t *Tracker) find(seq uint64) (int, bool) {
 // kill turns the live entry at absolute index i into a tombstone. The
 // caller calls trim afterwards.
 func (t *Tracker) kill(i int) {
-	t.removeDue(t.buf[i].due)
 	t.buf[i].state = None
 	t.live--
 }
@@ -658,43 +674,4 @@ func (t *Tracker) compact(dst []entry) {
 		}
 	}
 	t.buf, t.head = dst, 0
-}
-
-// addDue accounts for n live entries that became due at d.
-func (t *Tracker) addDue(d int64, n int) {
-	if t.dirty {
-		return
-	}
-	if d < t.next {
-		t.next, t.nextN = d, n
-	} else if d == t.next {
-		t.nextN += n
-	}
-}
-
-// removeDue accounts for a live entry due at d that is removed or
-// rescheduled.
-func (t *Tracker) removeDue(d int64) {
-	if t.dirty || d != t.next {
-		return
-	}
-	if t.nextN--; t.nextN == 0 {
-		t.dirty = true
-	}
-}
-
-// recompute rescans the live entries for the earliest deadline.
-func (t *Tracker) recompute() {
-	next, nextN := int64(never), 0
-	for _, e := range t.buf[t.head:] {
-		if e.state == None {
-			continue
-		}
-		if e.due < next {
-			next, nextN = e.due, 1
-		} else if e.due == next {
-			nextN++
-		}
-	}
-	t.next, t.nextN, t.dirty = next, nextN, false
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -762,7 +763,7 @@ func trace(seed uint64) []string {
 		naks, lost = tr.Advance(now, naks[:0], lost[:0])
 		out = append(out, now.Sub(t0).String()+" "+tr.NextDeadline().Sub(t0).String())
 		for _, n := range naks {
-			out = append(out, "nak "+time.Duration(n).String())
+			out = append(out, "nak "+strconv.FormatUint(n, 10))
 		}
 		for _, l := range lost {
 			out = append(out, "lost "+l.String())
@@ -799,5 +800,86 @@ func TestStrings(t *testing.T) {
 	}
 	if n := (Lost{First: 0, Last: 9}).Count(); n != 10 {
 		t.Errorf("Count = %d", n)
+	}
+}
+
+func TestPendingCap(t *testing.T) {
+	// A caller that overflows again and again without calling Advance: the
+	// unreported ranges are capped (max(MaxPending, 16) of them) by merging
+	// the closest ones, so a report may cover sequences never missing. This
+	// is the documented price of bounded memory.
+	tt := newNakTest(t, Config{MaxPending: 1})
+	for k := uint64(0); k <= 40; k++ {
+		tt.tr.Missing(tt.now, 2*k, 2*k) // each evicts the previous one
+	}
+	if n := len(tt.tr.pending.s); n > 16 {
+		t.Fatalf("%d unreported ranges, want at most 16", n)
+	}
+	if tt.tr.coarse == 0 {
+		t.Fatalf("ranges were not merged")
+	}
+	tt.wantState(80, BackOff)
+	tt.advance(0)
+	var covered uint64
+	for i, l := range tt.lost {
+		if l.Reason != Overflow || (i > 0 && l.First <= tt.lost[i-1].Last) {
+			t.Fatalf("lost = %v", tt.lost)
+		}
+		covered += l.Count()
+	}
+	if tt.lost[0].First != 0 || tt.lost[len(tt.lost)-1].Last != 78 || covered < 40 {
+		t.Fatalf("lost = %v: want every even sequence 0..78 covered", tt.lost)
+	}
+	tt.lost = tt.lost[:0]
+	tt.tr.Reset()
+
+	t.Logf("# a merge that covers a tracked sequence gives it up too")
+	tr := New(Config{MaxPending: 20}, rand.New(rand.NewPCG(1, 1)))
+	tr.Missing(t0, 1000, 1000) // tracked throughout: the newest
+	for k := uint64(0); k < 40; k++ {
+		tr.Missing(t0, 3*k, 3*k)
+	}
+	for k := uint64(0); k < 40; k++ {
+		tr.Missing(t0, 3*k+1, 3*k+1)
+	}
+	for _, sp := range tr.pending.s {
+		for s := sp.first; s <= sp.last; s++ {
+			if tr.Tracking(s) {
+				t.Fatalf("%d both tracked and given up", s)
+			}
+		}
+	}
+	if len(tr.pending.s) > 20 || tr.Len() != 20 {
+		t.Fatalf("%d ranges, %d tracked", len(tr.pending.s), tr.Len())
+	}
+}
+
+// TestRandomBursts is TestRandomOps without Advance for long stretches, so
+// that overflow reports pile up and the range cap is exercised.
+func TestRandomBursts(t *testing.T) {
+	for seed := range uint64(30) {
+		c := newChecker(t, Config{MaxPending: 1 + int(seed%5), NCFRetries: 2, DataRetries: 2}, seed)
+		rng := rand.New(rand.NewPCG(seed, 7))
+		for range 400 {
+			switch k := rng.IntN(20); {
+			case k < 12:
+				f := uint64(rng.IntN(200))
+				c.missing(f, f+uint64(rng.IntN(3)))
+			case k < 15:
+				c.repaired(uint64(rng.IntN(200)))
+			case k < 16:
+				c.forget(uint64(rng.IntN(50)))
+			case k < 17:
+				c.ncf(uint64(rng.IntN(200)))
+			case k < 18:
+				c.advanceToDeadline()
+			default:
+				c.now = c.now.Add(time.Millisecond)
+			}
+		}
+		c.drain()
+		if t.Failed() {
+			return
+		}
 	}
 }

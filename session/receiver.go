@@ -64,6 +64,9 @@ func (c *ReceiverConfig) setDefaults() {
 	if c.JoinBackfill == 0 {
 		c.JoinBackfill = 64
 	}
+	if c.NAK.MaxPending <= 0 || c.NAK.MaxPending > c.Window {
+		c.NAK.MaxPending = c.Window // nothing beyond the window is ever missing
+	}
 	if c.SPMRDelay <= 0 {
 		c.SPMRDelay = 25 * time.Millisecond
 	}

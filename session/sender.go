@@ -699,7 +699,10 @@ func (s *Sender) peekRepair() (uint32, bool) {
 // Close stops Sends. Once all queued ODATA has been sent, Poll sends 3
 // SPMs with OPT_FIN (OpenPGM pgm_close(sock, TRUE)) and Done turns true.
 // NAKs are still answered with NCF and RDATA, and SPMRs with (FIN) SPMs,
-// while the owner lingers; after Done no timer-driven SPMs are sent.
+// while the owner lingers; and SPMs with OPT_FIN keep following the
+// heartbeat schedule, then the ambient interval, so that a receiver that
+// missed the three FIN SPMs (a burst of loss, an overrun socket) still
+// learns the final lead and NAKs the tail. OpenPGM sends only the three.
 func (s *Sender) Close(now time.Time) {
 	s.tick(now)
 	s.closed = true
@@ -739,13 +742,10 @@ func (s *Sender) spmAt() int64 {
 	if s.spmrPending {
 		at = s.spmrAt
 	}
-	if !s.Done() {
-		if s.hbIdx > 0 {
-			at = min(at, s.hbAt)
-		}
-		at = min(at, s.ambientAt)
+	if s.hbIdx > 0 {
+		at = min(at, s.hbAt)
 	}
-	return at
+	return min(at, s.ambientAt)
 }
 
 // restartHeartbeat restarts the heartbeat after data sent at t.
@@ -862,7 +862,11 @@ func (s *Sender) pollSPM(t int64, buf []byte) []byte {
 	case s.finLeft > 0 || s.finDue():
 		if !s.finStarted {
 			s.finStarted, s.finLeft = true, txFinSPMs
+			// The heartbeat restarts after the FIN SPMs (see Close).
 			s.hbIdx = 0
+			if len(s.cfg.Heartbeat) > 0 {
+				s.hbIdx, s.hbAt = 1, txAddSat(t, int64(s.cfg.Heartbeat[0]))
+			}
 		}
 		s.finLeft--
 		fin = true
@@ -911,8 +915,8 @@ func (s *Sender) appendPacket(buf []byte, p *wire.Packet) []byte {
 // send or a timer is due: a queued NCF or SPM, the rate limiter letting
 // the next RDATA or ODATA go, the heartbeat or ambient SPM, or the oldest
 // TPDU's window time running out. If Poll would return ok now, the result
-// is not after now. It is the zero Time when nothing will ever be due
-// (after Done, with no NAK to answer).
+// is not after now. After Close the FIN SPMs keep it from ever being zero:
+// the owner decides when lingering ends.
 func (s *Sender) NextDeadline() time.Time {
 	at := int64(math.MaxInt64)
 	if s.ncfLen > 0 {

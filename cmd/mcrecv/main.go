@@ -114,28 +114,29 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.SetOutput(io.Discard)
 	group := cli.GroupFlag{AddrPort: mcast.DefaultGroup}
 	var (
-		loss   lossy.Config
-		json   = fs.Bool("json", false, "write every message and event as one JSON object per line on stdout")
-		quiet  = fs.Bool("quiet", false, "print nothing per message (for benchmarks)")
-		expiry = fs.Duration("expiry", mcast.DefaultSourceExpiry, "a source silent this `long` is gone (use 1m or more with OpenPGM and ZeroMQ senders)")
+		loss    lossy.Config
+		json    = fs.Bool("json", false, "write every message and event as one JSON object per line on stdout")
+		quiet   = fs.Bool("quiet", false, "print nothing per message (for benchmarks)")
+		expiry  = cli.DurationFlag{D: mcast.DefaultSourceExpiry}
+		idle    cli.DurationFlag
+		timeout cli.DurationFlag
 	)
 	fs.Var(&group, "group", "multicast group `ADDR:PORT`, IPv4 or IPv6 ([ff02::1:3%v0]:7500: the zone names the interface)")
 	fs.StringVar(&o.ifname, "iface", "", "`NAME` of the interface to join on, e.g. lo or eth0 (default: the first up multicast interface)")
 	fs.Uint64Var(&o.count, "count", 0, "exit after `N` messages")
-	fs.DurationVar(&o.idle, "idle", 0, "exit when no message arrived for this `long`, counted from the first message")
-	fs.DurationVar(&o.timeout, "timeout", 0, "exit after this `long` in all (0: no limit)")
+	fs.Var(&idle, "idle", "exit when no message arrived for `DURATION`, counted from the first message")
+	fs.Var(&timeout, "timeout", "exit after `DURATION` in all (0: no limit)")
+	fs.Var(&expiry, "expiry", "a source silent for `DURATION` is gone (use 1m or more with OpenPGM and ZeroMQ senders)")
 	fs.BoolVar(&o.verify, "verify", false, "check that the numbered messages of mcsend --count arrive in order, from 0, with the right content")
 	fs.Var(&loss, "loss", "for testing: drop received packets (data, SPM, NCF, RDATA) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
-	fs.Usage = func() {
-		io.WriteString(out, usageHead)
-		cli.PrintFlags(out, fs)
-	}
+	fs.Usage = func() {} // errors are reported by run, help below
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			io.WriteString(out, usageHead)
+			cli.PrintFlags(out, fs)
 			return nil, err
 		}
-		return nil, &cli.UsageError{Err: err}
+		return nil, cli.FlagError(fs, err)
 	}
 	if fs.NArg() > 0 {
 		return nil, cli.Usagef("unexpected argument %q: give the group with --group ADDR:PORT", fs.Arg(0))
@@ -143,6 +144,7 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.group = group.AddrPort
+	o.idle, o.timeout = idle.D, timeout.D
 	switch {
 	case *json && *quiet:
 		return nil, cli.Usagef("--json and --quiet exclude each other: choose one")
@@ -160,10 +162,10 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	if o.timeout < 0 {
 		return nil, cli.Usagef("--timeout %v is negative: want a duration such as 60s, or 0 for no limit", o.timeout)
 	}
-	if *expiry <= 0 {
-		return nil, cli.Usagef("--expiry %v: want a positive duration such as 10s", *expiry)
+	if expiry.D <= 0 {
+		return nil, cli.Usagef("--expiry %v: want a positive duration such as 10s", expiry.D)
 	}
-	o.cfg.SourceExpiry = *expiry
+	o.cfg.SourceExpiry = expiry.D
 	if loss.Active() {
 		o.cfg.WrapTransport = func(t mcast.Transport) mcast.Transport { return lossy.Wrap(t, loss) }
 	}
@@ -314,7 +316,13 @@ func (a *app) loop(ctx context.Context, r *mcast.Receiver) error {
 	now, nowCancel := context.WithCancel(context.Background())
 	nowCancel()
 	var ev mcast.Event // reused: Read allocates nothing per message into it
+	done := ctx.Done()
 	for a.o.count == 0 || a.msgs < a.o.count {
+		select {
+		case <-done: // stop even if the queue never runs dry
+			return nil
+		default:
+		}
 		err := r.Read(now, &ev)
 		if err == context.Canceled {
 			a.flush()
@@ -419,7 +427,7 @@ func (a *app) summary(st mcast.ReceiverStats) {
 	elapsed := a.last.Sub(a.first)
 	secs := elapsed.Seconds()
 	fmt.Fprintf(a.stderr, "mcrecv: %d messages, %d bytes in %v: %s msgs/s, %s MB/s; %d loss events, %d lost packets; %d NAKs sent, %d repairs received; %d sources\n",
-		a.msgs, a.bytes, elapsed.Round(time.Microsecond),
+		a.msgs, a.bytes, cli.RoundDuration(elapsed),
 		cli.PerSecond(float64(a.msgs), secs), cli.PerSecond(float64(a.bytes)/1e6, secs),
 		a.lossEvents, a.lost, st.NAKPackets, st.Repairs, a.sources)
 	if st.ReaderDropped > 0 {

@@ -69,7 +69,7 @@ func (v *verifier) check(ev *mcast.Event) {
 	case n > *next:
 		v.ok++
 		v.missing += n - *next
-		v.report("message #%d from %v after #%d: %d missing", n, ev.Source, *next-1, n-*next)
+		v.report("message #%d from %v, expected #%d: %d missing", n, ev.Source, *next, n-*next)
 		*next = n + 1
 	default:
 		v.outOfOrder++

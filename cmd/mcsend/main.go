@@ -115,26 +115,25 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	var (
 		addr   cli.AddrFlag
 		loss   lossy.Config
-		ttl    = fs.Int("ttl", 1, "multicast TTL (hop limit), 1 to 255: 1 stays on the local link")
-		linger = fs.Duration("linger", mcast.DefaultLinger, "keep answering NAKs this `long` after the last message and FIN (0: none)")
-		size   = fs.Int("size", 0, "message size in `bytes`: cut stdin into records of this size, or with --count the generated size (default 1000 with --count)")
+		ttl    = fs.Int("ttl", 1, "multicast TTL (hop limit) `N`, 1 to 255: 1 stays on the local link")
+		linger = &cli.DurationFlag{D: mcast.DefaultLinger}
+		size   = fs.Int("size", 0, "cut stdin into records of `N` bytes; with --count, the size of each generated message (default 1000 with --count)")
 		count  = fs.Uint64("count", 0, "send `N` generated numbered messages instead of reading stdin")
 	)
 	fs.Var(&group, "group", "multicast group `ADDR:PORT`, IPv4 or IPv6 ([ff02::1:3%v0]:7500: the zone names the interface)")
 	fs.StringVar(&o.ifname, "iface", "", "`NAME` of the interface to send on, e.g. lo or eth0 (default: the first up multicast interface)")
 	fs.Var(&addr, "addr", "unicast source address `IP` advertised to receivers for NAKs (default: the interface's first address)")
 	fs.Var(&o.rate, "rate", "rate limit in `BITS/S` on the wire, with k, M or G: 100M, 1.5G; 0 means unlimited (default 100M)")
+	fs.Var(linger, "linger", "keep answering NAKs for `DURATION` after the last message and FIN (0: none)")
 	fs.Var(&loss, "loss", "for testing: drop packets mcsend receives (NAKs) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
-	fs.Usage = func() {
-		io.WriteString(out, usageHead)
-		cli.PrintFlags(out, fs)
-	}
+	fs.Usage = func() {} // errors are reported by run, help below
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			io.WriteString(out, usageHead)
+			cli.PrintFlags(out, fs)
 			return nil, err
 		}
-		return nil, &cli.UsageError{Err: err}
+		return nil, cli.FlagError(fs, err)
 	}
 	if fs.NArg() > 0 {
 		return nil, cli.Usagef("unexpected argument %q: mcsend reads messages from stdin (mcsend < file) or generates them (--count N)", fs.Arg(0))
@@ -150,12 +149,12 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	}
 	o.cfg.TTL = *ttl
 	switch {
-	case *linger < 0:
-		return nil, cli.Usagef("--linger %v is negative: write a duration such as 2s, or 0 for none", *linger)
-	case *linger == 0:
+	case linger.D < 0:
+		return nil, cli.Usagef("--linger %v is negative: write a duration such as 2s, or 0 for none", linger.D)
+	case linger.D == 0:
 		o.cfg.Linger = -1
 	default:
-		o.cfg.Linger = *linger
+		o.cfg.Linger = linger.D
 	}
 	if set["count"] {
 		if *count == 0 {
@@ -186,8 +185,7 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 
 // counters are shared between the input goroutine and run.
 type counters struct {
-	sent  atomic.Uint64 // messages handed to Send
-	bytes atomic.Uint64
+	sent atomic.Uint64 // messages handed to Send
 }
 
 func run(args []string, e env) int {
@@ -270,7 +268,7 @@ func run(args []string, e env) int {
 	st := s.Stats()
 	secs := elapsed.Seconds()
 	fmt.Fprintf(e.stderr, "mcsend: %d messages, %d bytes in %v: %s msgs/s, %s MB/s; %d repairs sent (RDATA), %d NAKs received\n",
-		st.Messages, st.MessageBytes, elapsed.Round(time.Millisecond),
+		st.Messages, st.MessageBytes, cli.RoundDuration(elapsed),
 		cli.PerSecond(float64(st.Messages), secs), cli.PerSecond(float64(st.MessageBytes)/1e6, secs),
 		st.RDATA, st.NAKs)
 	switch {
@@ -291,7 +289,6 @@ func produce(ctx context.Context, s *mcast.Sender, o *options, in io.Reader, c *
 			return err
 		}
 		c.sent.Add(1)
-		c.bytes.Add(uint64(len(m)))
 		return nil
 	}
 	switch {

@@ -27,13 +27,13 @@ func ParseGroup(s string) (netip.AddrPort, error) {
 		port = uint16(DefaultPort)
 		err  error
 	)
-	if a, e := netip.ParseAddr(strings.Trim(s, "[]")); e == nil && (strings.HasPrefix(s, "[") == strings.HasSuffix(s, "]")) {
+	if a, e := netip.ParseAddr(strings.Trim(s, "[]")); e == nil && validZone(a.Zone()) && (strings.HasPrefix(s, "[") == strings.HasSuffix(s, "]")) {
 		// An address alone: "239.192.0.1", "ff02::1:3%v0", "[ff02::1]".
 		addr = a
 	} else {
 		host, ps, e := net.SplitHostPort(s)
 		if e != nil {
-			if strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "[") {
+			if strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "[") && !strings.Contains(s, ".") {
 				return netip.AddrPort{}, fmt.Errorf("group %q: put an IPv6 address in brackets before the port, as in [ff02::1:3%%v0]:7500", orig)
 			}
 			return netip.AddrPort{}, fmt.Errorf("group %q: %s", orig, eg)
@@ -45,7 +45,10 @@ func ParseGroup(s string) (netip.AddrPort, error) {
 		port = uint16(p)
 		if host == "" {
 			addr = netip.AddrFrom4([4]byte{239, 192, 0, 1})
-		} else if addr, err = netip.ParseAddr(host); err != nil {
+		} else if addr, err = netip.ParseAddr(host); err != nil || !validZone(addr.Zone()) {
+			if a, _, zoned := strings.Cut(host, "%"); zoned && strings.Contains(a, ".") {
+				return netip.AddrPort{}, fmt.Errorf("group %q: a zone is for IPv6 only; choose the interface with --iface", orig)
+			}
 			return netip.AddrPort{}, fmt.Errorf("group %q: %q is not an IP address (host names are not looked up); %s", orig, host, eg)
 		}
 	}
@@ -141,4 +144,15 @@ func (a *AddrFlag) String() string {
 		return ""
 	}
 	return a.Addr.String()
+}
+
+// validZone reports whether z can name an interface: letters, digits and
+// ".-_@" (interface names), or empty.
+func validZone(z string) bool {
+	for _, c := range z {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-_@", c)) {
+			return false
+		}
+	}
+	return true
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 )
 
 // NumberedHeader is the size of a numbered message's header: the message
@@ -56,4 +57,13 @@ func PerSecond(count float64, secs float64) string {
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.2f", v)
+}
+
+// RoundDuration rounds d for a summary line: to the millisecond from 10ms
+// up, to the microsecond below.
+func RoundDuration(d time.Duration) time.Duration {
+	if d >= 10*time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Microsecond)
 }

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // PrintFlags lists fs's flags in GNU style ("--name VALUE"), each with
@@ -40,4 +43,54 @@ func (e *UsageError) Unwrap() error { return e.Err }
 // Usagef returns a UsageError with a formatted message.
 func Usagef(format string, args ...any) error {
 	return &UsageError{fmt.Errorf(format, args...)}
+}
+
+// FlagError turns an error of fs.Parse into a UsageError that names
+// flags the way the help does ("--rate", not "-rate") and says what a
+// number or a switch should look like.
+func FlagError(fs *flag.FlagSet, err error) error {
+	msg := err.Error()
+	msg = strings.Replace(msg, "invalid boolean value", "invalid value", 1)
+	msg = strings.Replace(msg, " for flag -", " for -", 1)
+	msg = strings.Replace(msg, " for -", " for --", 1)
+	msg = strings.Replace(msg, "flag provided but not defined: -", "unknown flag --", 1)
+	msg = strings.Replace(msg, "flag needs an argument: -", "flag needs a value: --", 1)
+	if rest, ok := strings.CutSuffix(msg, ": parse error"); ok {
+		want := "a whole number"
+		if _, name, ok := strings.Cut(rest, " for --"); ok {
+			if f := fs.Lookup(name); f != nil {
+				if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+					want = "true or false (or just --" + name + ")"
+				}
+			}
+		}
+		msg = rest + ": want " + want
+	}
+	msg = strings.Replace(msg, ": value out of range", ": out of range", 1)
+	return &UsageError{Err: errors.New(msg)}
+}
+
+// DurationFlag is a flag.Value for a time.Duration whose errors say how
+// to write one.
+type DurationFlag struct{ D time.Duration }
+
+// Set implements flag.Value.
+func (d *DurationFlag) Set(s string) error {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		if _, e := strconv.ParseFloat(s, 64); e == nil {
+			return fmt.Errorf("%q has no unit; write a duration such as 500ms, 2s or 1m30s", s)
+		}
+		return fmt.Errorf("%q is not a duration; write one such as 500ms, 2s or 1m30s", s)
+	}
+	d.D = v
+	return nil
+}
+
+// String implements flag.Value.
+func (d *DurationFlag) String() string {
+	if d == nil {
+		return "0s"
+	}
+	return d.D.String()
 }

@@ -34,8 +34,19 @@ func FuzzParse(f *testing.F) {
 		"0002 0000 00000000000000000000ffff0a000001 00 04 000c 83 08 b3 00 00000001")))
 
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// Every header and option structure fits in 600 bytes (the largest,
+		// an IPv6 NAK with 62 list entries, is 316); longer inputs differ
+		// only in opaque payload. Without this cap the fuzzer finds "new
+		// coverage" in the iteration counts of the checksum loop and then
+		// spends its whole minimisation budget (quadratic in the input
+		// size) on each such input, and executions stall. Long packets are
+		// covered by FuzzChecksum, TestChecksumAgainstReference,
+		// TestAppendErrors and TestMalformed (ErrTooLong).
+		if len(b) > 600 {
+			t.Skip()
+		}
 		checkParse(t, b)
-		if len(b) >= HeaderLen && len(b) <= 65535 {
+		if len(b) >= HeaderLen {
 			c := bytes.Clone(b)
 			SetChecksum(c)
 			checkParse(t, c)

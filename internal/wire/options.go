@@ -97,6 +97,7 @@ func parseOptions(b []byte, p *Packet) (int, error) {
 		case optSyn:
 			p.SYN = true
 		case optRst:
+			// Byte 3: U (0x80), N (0x40, not decoded), 6-bit error code.
 			p.RST = true
 			p.RSTCode = v[3] & 0x3F
 		}
@@ -134,7 +135,9 @@ func (p *Packet) optionsLen() int {
 }
 
 // appendOptions encodes p's options, OPT_LENGTH first and the E bit on
-// the last one.
+// the last one. Byte 2 (OPX/F) is always 0. OpenPGM marks the encoded
+// OPT_FRAGMENT of a parity packet with 0x08 there (its F bit; the RFC's is
+// 0x04), but no receiver reads it, so we do not set it.
 func (p *Packet) appendOptions(b []byte) []byte {
 	total := p.optionsLen()
 	if total == 0 {
