@@ -77,9 +77,11 @@ type Config struct {
 	// SPMInterval is the sender's ambient SPM interval when idle. Zero
 	// means 1s. Receivers detect a dead source from missing SPMs.
 	SPMInterval time.Duration
-	// GSI and SourcePort form the sender's TSI. Zero means random. A
+	// GSI and SourcePort form the sender's TSI. A zero GSI is derived
+	// from the host name (as OpenPGM does); a zero port is random. A
 	// sender restarted with the same GSI on the same address is reported
-	// to receivers as a restart of the old session.
+	// to receivers as a restart of the old session, its unrepaired holes
+	// as loss.
 	GSI        [6]byte
 	SourcePort uint16
 

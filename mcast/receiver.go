@@ -37,17 +37,16 @@ type Receiver struct {
 	once    sync.Once
 	final   ReceiverStats
 	core    *session.Receiver // owned by the loop goroutine
-	dropped uint64            // datagrams of other groups (loop-owned)
 }
 
 // ReceiverStats are a Receiver's counters.
 type ReceiverStats struct {
 	session.ReceiverStats
-	// ReaderDropped counts datagrams dropped because the protocol
-	// goroutine fell behind the socket.
-	ReaderDropped uint64
 	// Malformed counts datagrams that were not valid PGM.
 	Malformed uint64
+	// OtherGroup counts datagrams for another group on our port, which
+	// the socket layer let through (it filters them on Linux).
+	OtherGroup uint64
 }
 
 // Listen joins group (address and port) and starts receiving from every
@@ -166,8 +165,7 @@ func (r *Receiver) Close() error {
 		r.mu.Unlock()
 		close(r.quit)
 		<-r.done
-		r.tr.Close()
-		<-r.rd.done
+		r.rd.close()
 	})
 	return nil
 }
@@ -183,15 +181,18 @@ func (r *Receiver) Stats() ReceiverStats {
 	}
 }
 
-func (r *Receiver) snapshot(malformed uint64) ReceiverStats {
-	return ReceiverStats{ReceiverStats: r.core.Stats(), ReaderDropped: r.rd.dropped.Load(), Malformed: malformed}
+// loopCounters are counted by the loop goroutine.
+type loopCounters struct{ malformed, otherGroup uint64 }
+
+func (r *Receiver) snapshot(c loopCounters) ReceiverStats {
+	return ReceiverStats{ReceiverStats: r.core.Stats(), Malformed: c.malformed, OtherGroup: c.otherGroup}
 }
 
 // loop is the goroutine that owns the protocol core.
 func (r *Receiver) loop(mtu int) {
-	var malformed uint64
+	var counts loopCounters
 	defer func() {
-		r.final = r.snapshot(malformed)
+		r.final = r.snapshot(counts)
 		close(r.done)
 	}()
 	timer := time.NewTimer(time.Hour)
@@ -219,18 +220,18 @@ func (r *Receiver) loop(mtu int) {
 			now = time.Now()
 			for _, d := range b.ds[:b.n] {
 				if d.Dst.IsValid() && d.Dst.IsMulticast() && d.Dst.Unmap().WithZone("") != group.WithZone("") {
-					r.dropped++ // another group on our port
+					counts.otherGroup++
 					continue
 				}
 				if wire.Parse(d.Buf[:d.N], &pkt) != nil {
-					malformed++
+					counts.malformed++
 					continue
 				}
 				r.core.HandlePacket(now, &pkt, d.Addr.Addr().Unmap())
 			}
 			r.rd.release(b)
 		case c := <-r.stats:
-			c <- r.snapshot(malformed)
+			c <- r.snapshot(counts)
 		}
 	}
 }

@@ -3,10 +3,12 @@ package mcast
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -83,7 +85,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	if gsi == ([6]byte{}) {
-		copy(gsi[:], rnd[:6])
+		gsi = hostGSI(rnd)
 	}
 	for port == 0 || port == group.Port() {
 		port = binary.BigEndian.Uint16(rnd[6:])
@@ -142,6 +144,25 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	s.rd = startReader(tr, maxDatagram)
 	go s.loop(cfg.mtu())
 	return s, nil
+}
+
+// hostGSI derives a GSI from the host name, as OpenPGM's
+// pgm_gsi_create_from_hostname does (with another hash, so that we never
+// share a GSI with an OpenPGM sender on the same host). A sender restarted
+// on the same host and address then has the same GSI and a new port, which
+// receivers report as a restart. Two live senders never share GSI and
+// address: each binds its address and port exclusively. Without a host
+// name, the GSI is random.
+func hostGSI(rnd [8]byte) [6]byte {
+	var gsi [6]byte
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		copy(gsi[:], rnd[:])
+		return gsi
+	}
+	sum := sha256.Sum256([]byte("relmcast GSI " + name))
+	copy(gsi[:], sum[:])
+	return gsi
 }
 
 // Source is the sender's identity as receivers see it.
@@ -219,8 +240,7 @@ func (s *Sender) Close() error {
 		s.mu.Unlock()
 		notify(s.wake)
 		<-s.done
-		s.tr.Close()
-		<-s.rd.done
+		s.rd.close()
 	})
 	return nil
 }

@@ -34,28 +34,28 @@ func newBatch(bufSize int) *rxBatch {
 	return b
 }
 
-// reader moves datagrams from a Transport to a loop goroutine without
-// ever blocking on the loop: when every batch is in the loop's hands, it
-// reads into a spare one and counts the datagrams as dropped, as a full
-// socket buffer would.
+// reader moves datagrams from a Transport to a loop goroutine. When every
+// batch is in the loop's hands it waits for one to come back, and leaves
+// the datagrams in the socket buffer meanwhile: that buffer (4 MiB or
+// more) absorbs a loop that falls behind for a moment far better than
+// dropping here would, and when it overflows the kernel drops and counts.
 type reader struct {
-	tr    Transport
-	rx    chan *rxBatch // to the loop; capacity rxBatches, so never blocks
-	free  chan *rxBatch // back from the loop
-	spare *rxBatch
-	done  chan struct{}
+	tr   Transport
+	rx   chan *rxBatch // to the loop; capacity rxBatches, so never blocks
+	free chan *rxBatch // back from the loop
+	stop chan struct{} // closed by close: stop waiting for a batch
+	done chan struct{}
 
-	dropped atomic.Uint64 // datagrams dropped because the loop was behind
-	errs    atomic.Uint64
+	errs atomic.Uint64
 }
 
 func startReader(tr Transport, bufSize int) *reader {
 	r := &reader{
-		tr:    tr,
-		rx:    make(chan *rxBatch, rxBatches),
-		free:  make(chan *rxBatch, rxBatches),
-		spare: newBatch(bufSize),
-		done:  make(chan struct{}),
+		tr:   tr,
+		rx:   make(chan *rxBatch, rxBatches),
+		free: make(chan *rxBatch, rxBatches),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 	for range rxBatches {
 		r.free <- newBatch(bufSize)
@@ -71,8 +71,8 @@ func (r *reader) run() {
 		var b *rxBatch
 		select {
 		case b = <-r.free:
-		default:
-			b = r.spare
+		case <-r.stop:
+			return
 		}
 		n, err := r.tr.ReadBatch(b.ds)
 		if err != nil {
@@ -89,10 +89,6 @@ func (r *reader) run() {
 		} else {
 			failures = 0
 		}
-		if b == r.spare {
-			r.dropped.Add(uint64(n))
-			continue
-		}
 		b.n = n
 		r.rx <- b
 	}
@@ -100,6 +96,14 @@ func (r *reader) run() {
 
 // release gives a batch back to the reader.
 func (r *reader) release(b *rxBatch) { r.free <- b }
+
+// close stops the reader and closes the transport, which unblocks a read
+// in progress, and waits for the reader to exit.
+func (r *reader) close() {
+	close(r.stop)
+	r.tr.Close()
+	<-r.done
+}
 
 // openTransport returns cfg.Transport or opens sockets, and applies
 // cfg.WrapTransport.

@@ -430,9 +430,6 @@ func (a *app) summary(st mcast.ReceiverStats) {
 		a.msgs, a.bytes, cli.RoundDuration(elapsed),
 		cli.PerSecond(float64(a.msgs), secs), cli.PerSecond(float64(a.bytes)/1e6, secs),
 		a.lossEvents, a.lost, st.NAKPackets, st.Repairs, a.sources)
-	if st.ReaderDropped > 0 {
-		fmt.Fprintf(a.stderr, "mcrecv: %d datagrams dropped because the protocol loop fell behind the socket\n", st.ReaderDropped)
-	}
 	if a.o.verify {
 		a.v.summary()
 	}
