@@ -223,6 +223,7 @@ type Receiver struct {
 	tombs map[wire.TSI]tomb
 	out   outQueue
 	stats ReceiverStats
+	now   time.Time // latest time seen, for tombstone expiry
 
 	naks []uint64
 	lost []nak.Lost
@@ -258,6 +259,7 @@ func (r *Receiver) Stats() ReceiverStats {
 // address from. Upstream packets (NAK, SPMR from other receivers) and
 // packets of other ports are dropped.
 func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) {
+	r.now = now
 	r.stats.Packets++
 	if !p.Type.Downstream() || p.DPort != r.cfg.DPort {
 		r.stats.Dropped++
@@ -492,6 +494,7 @@ func (r *Receiver) maybeFinish(s *source) {
 // Advance runs the timers due at now: NAKs to send, NAKs given up, SPMRs,
 // source expiry.
 func (r *Receiver) Advance(now time.Time) {
+	r.now = now
 	for _, s := range r.sources {
 		if s.closing {
 			continue
@@ -616,6 +619,13 @@ func (r *Receiver) sweep() {
 			continue
 		}
 		delete(r.byTSI, s.tsi)
+		if len(r.tombs) >= r.cfg.MaxSources {
+			for tsi, t := range r.tombs {
+				if !r.now.Before(t.until) {
+					delete(r.tombs, tsi)
+				}
+			}
+		}
 		if len(r.tombs) < r.cfg.MaxSources {
 			r.tombs[s.tsi] = tomb{until: s.lastHeard.Add(r.cfg.SourceExpiry), lead: s.lead, ref: s.lead}
 		}
@@ -704,6 +714,13 @@ func (r *Receiver) nextEvent(s *source, ev *Event) (adv uint64, ok bool) {
 		adv++
 	}
 	if n+adv > 0 {
+		// While the number right after the run is still being repaired,
+		// hold the report: delivery waits there anyway, and if it is lost
+		// too (a trail that passes a hole one number at a time) the run
+		// grows into one event instead of many.
+		if q := s.head + adv; q <= s.lead && s.slot(q).state == slotMissing {
+			return 0, false
+		}
 		ev.Kind = EventLoss
 		ev.First, ev.Last = uint32(first), uint32(first+n+adv-1)
 		ev.Lost = n + adv
