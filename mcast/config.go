@@ -118,7 +118,9 @@ type Config struct {
 	// for testing).
 	Transport     Transport
 	WrapTransport func(Transport) Transport
-	// Logger receives diagnostics. Nil means silent.
+	// Logger receives diagnostics: socket errors (the first, then one in
+	// a thousand). Nil means silent. Losses and source changes are not
+	// logged: they are events in the Receiver's stream.
 	Logger *slog.Logger
 	// Seed seeds the randomness (NAK back-off, TSI), for reproducible
 	// tests. Zero means random.

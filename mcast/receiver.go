@@ -22,6 +22,7 @@ type Receiver struct {
 	group netip.AddrPort
 	tr    Transport
 	rd    *reader
+	wlog  *errLog
 
 	mu      sync.Mutex // guards the queue and closed
 	queue   []Event    // ring of events ready for Read
@@ -102,7 +103,8 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 			},
 		}),
 	}
-	r.rd = startReader(tr, maxDatagram)
+	r.rd = startReader(tr, maxDatagram, cfg.Logger)
+	r.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go r.loop(cfg.mtu())
 	return r, nil
 }
@@ -271,7 +273,9 @@ func (r *Receiver) flush(out []Datagram) {
 		if n == 0 {
 			return
 		}
-		r.tr.WriteBatch(out[:n])
+		if _, err := r.tr.WriteBatch(out[:n]); err != nil {
+			r.wlog.log(err) // what did not go is lost: receivers NAK it
+		}
 		if n < len(out) {
 			return
 		}

@@ -34,6 +34,7 @@ type Sender struct {
 	linger  time.Duration
 	tr      Transport
 	rd      *reader
+	wlog    *errLog
 
 	mu      sync.Mutex // guards the fields below
 	queue   [][]byte   // messages handed over by Send, in order
@@ -141,7 +142,8 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		done:     make(chan struct{}),
 		core:     core,
 	}
-	s.rd = startReader(tr, maxDatagram)
+	s.rd = startReader(tr, maxDatagram, cfg.Logger)
+	s.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go s.loop(cfg.mtu())
 	return s, nil
 }
@@ -362,7 +364,9 @@ func (s *Sender) flush(now time.Time, out []Datagram) {
 		if n == 0 {
 			return
 		}
-		s.tr.WriteBatch(out[:n]) // a failed send is a lost packet: receivers NAK it
+		if _, err := s.tr.WriteBatch(out[:n]); err != nil {
+			s.wlog.log(err) // what did not go is lost: receivers NAK it
+		}
 		if n < len(out) {
 			return
 		}

@@ -2,6 +2,7 @@ package mcast
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -47,10 +48,29 @@ type reader struct {
 	done chan struct{}
 
 	errs atomic.Uint64
+	log  *errLog
 }
 
-func startReader(tr Transport, bufSize int) *reader {
+// errLog logs transport errors without flooding: the first, then one in
+// every 1000, each with the count so far. A nil logger is silent.
+type errLog struct {
+	l    *slog.Logger
+	what string
+	n    atomic.Uint64
+}
+
+func (e *errLog) log(err error) {
+	if e == nil || e.l == nil {
+		return
+	}
+	if n := e.n.Add(1); n == 1 || n%1000 == 0 {
+		e.l.Warn("mcast: "+e.what, "err", err, "count", n)
+	}
+}
+
+func startReader(tr Transport, bufSize int, l *slog.Logger) *reader {
 	r := &reader{
+		log:  &errLog{l: l, what: "read failed"},
 		tr:   tr,
 		rx:   make(chan *rxBatch, rxBatches),
 		free: make(chan *rxBatch, rxBatches),
@@ -82,6 +102,7 @@ func (r *reader) run() {
 			// Transient errors (ICMP-induced ECONNREFUSED and the like) are
 			// retried; a socket that keeps failing is given up on.
 			r.errs.Add(1)
+			r.log.log(err)
 			if failures++; failures > 100 {
 				return
 			}
