@@ -97,6 +97,10 @@ type Config struct {
 	// SPM only every 30 s when idle: use at least a minute with them.
 	SourceExpiry time.Duration
 	// MaxSources bounds the sources a Receiver tracks. Zero means 1024.
+	// When it is reached, a new source evicts the oldest one that has not
+	// yet sent an SPM and a second packet (EventSourceGone, GoneEvicted);
+	// if every source has, the new one is refused and counted in
+	// ReceiverStats.SourcesDropped.
 	MaxSources int
 	// NAKBackoff is the longest random wait before a NAK (so that one
 	// receiver's NAK, confirmed by the sender's multicast NCF, spares the
@@ -133,12 +137,21 @@ func (c *Config) validate() error {
 		return fmt.Errorf("mcast: TTL %d: want 0..255", c.TTL)
 	case c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535):
 		return fmt.Errorf("mcast: MTU %d: want 576..65535", c.MTU)
-	case c.WindowPackets < 0 || c.WindowBytes < 0 || c.WindowTime < 0:
-		return fmt.Errorf("mcast: negative window")
-	case c.ReceiveWindow < 0 || c.Queue < 0 || c.MaxSources < 0 || c.NAKRetries < 0:
-		return fmt.Errorf("mcast: negative receive limits")
+	case c.WindowTime < 0:
+		return fmt.Errorf("mcast: Config.WindowTime %v is negative: want 0 (the default, 10s) or more", c.WindowTime)
 	case c.NAKRetries > 255:
 		return fmt.Errorf("mcast: NAKRetries %d: want at most 255", c.NAKRetries)
+	}
+	for _, f := range [...]struct {
+		name string
+		v    int
+	}{
+		{"WindowPackets", c.WindowPackets}, {"WindowBytes", c.WindowBytes}, {"ReceiveWindow", c.ReceiveWindow},
+		{"Queue", c.Queue}, {"MaxSources", c.MaxSources}, {"NAKRetries", c.NAKRetries},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("mcast: Config.%s %d is negative: want 0 (the default) or more", f.name, f.v)
+		}
 	}
 	return nil
 }

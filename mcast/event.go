@@ -47,6 +47,7 @@ type GoneReason = session.GoneReason
 const (
 	GoneExpired = session.GoneExpired
 	GoneFIN     = session.GoneFIN
+	GoneEvicted = session.GoneEvicted
 )
 
 // Event is one item of a Receiver's stream: a message, a loss, or a change

@@ -2,6 +2,7 @@ package mcast
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -131,9 +132,20 @@ func (r *reader) close() {
 func openTransport(cfg *Config, group netip.AddrPort, open func(udp.Config) (*udp.Conn, error)) (Transport, error) {
 	tr := cfg.Transport
 	if tr == nil {
+		if ifi := cfg.Interface; ifi != nil {
+			// An interface looked up earlier may have gone since.
+			if now, err := net.InterfaceByIndex(ifi.Index); err != nil || now.Name != ifi.Name {
+				return nil, fmt.Errorf("mcast: group %v: interface %s (index %d) does not exist (any more): "+
+					"choose one that `ip link` lists", group, ifi.Name, ifi.Index)
+			}
+		}
 		c, err := open(cfg.udpConfig(group))
 		if err != nil {
-			return nil, err
+			ifname := "the default interface"
+			if cfg.Interface != nil {
+				ifname = "interface " + cfg.Interface.Name
+			}
+			return nil, fmt.Errorf("mcast: group %v on %s: %w", group, ifname, err)
 		}
 		tr = c
 	}

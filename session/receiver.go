@@ -23,8 +23,22 @@ type ReceiverConfig struct {
 	// repair, and data the application has not read yet. Past it the
 	// oldest are dropped and reported as loss (LossOverrun). Default 32768.
 	Window int
-	// MaxSources bounds the number of sources tracked at once; packets of
-	// further new sources are dropped and counted. Default 1024.
+	// WindowBytes bounds the payload buffers held per source (their
+	// capacity, delivered ones kept for reuse included); past it the
+	// oldest undelivered data is dropped as LossOverrun, like Window.
+	// Default 64 MiB, at least 256 KiB. With Window this bounds a source's
+	// memory whatever it sends: packets of 64 KiB cannot make Window
+	// packets take 2 GiB.
+	WindowBytes int
+	// MaxSources bounds the sources tracked at once (not counting those
+	// closing, whose last events wait to be read; those are at most as
+	// many again). When a packet of a new source finds the table full,
+	// the oldest unconfirmed source (one that has not yet sent an SPM and
+	// a second packet) is evicted to make room: it is reported gone
+	// (GoneEvicted) and counted in SourcesEvicted. A flood of fake
+	// sources, one packet each, so never locks out a real one. When every
+	// source is confirmed, the new one is refused and counted in
+	// SourcesDropped. Default 1024.
 	MaxSources int
 	// SourceExpiry is how long a source may stay silent (no SPM, data or
 	// NCF) before it is reported gone. Default 10s. OpenPGM and ZeroMQ
@@ -51,10 +65,17 @@ type ReceiverConfig struct {
 	Seed uint64
 }
 
+// minWindowBytes keeps room for a few of the largest packets.
+const minWindowBytes = 256 << 10
+
 func (c *ReceiverConfig) setDefaults() {
 	if c.Window <= 0 {
 		c.Window = 32768
 	}
+	if c.WindowBytes <= 0 {
+		c.WindowBytes = 64 << 20
+	}
+	c.WindowBytes = max(c.WindowBytes, minWindowBytes)
 	if c.MaxSources <= 0 {
 		c.MaxSources = 1024
 	}
@@ -88,7 +109,8 @@ const (
 	// it is the source's last event.
 	EventSourceGone
 	// EventSourceRestart reports a new session (Source) from the same
-	// sender as an earlier one (Prev): same GSI, same address. It takes
+	// sender as an earlier one (Prev): same GSI, same address, or the same
+	// TSI whose sequence numbers started over (Source == Prev). It takes
 	// the place of EventSourceNew, and comes after Prev's last event.
 	EventSourceRestart
 )
@@ -155,6 +177,7 @@ type GoneReason uint8
 const (
 	GoneExpired GoneReason = iota + 1 // silent for longer than SourceExpiry
 	GoneFIN                           // sent OPT_FIN and everything was resolved
+	GoneEvicted                       // evicted for a new source (see MaxSources)
 )
 
 func (g GoneReason) String() string {
@@ -163,6 +186,8 @@ func (g GoneReason) String() string {
 		return "expired"
 	case GoneFIN:
 		return "fin"
+	case GoneEvicted:
+		return "evicted"
 	}
 	return "unknown"
 }
@@ -206,7 +231,8 @@ type ReceiverStats struct {
 	LossEvents     uint64
 	Lost           uint64 // sequence numbers reported lost
 	Sources        int    // sources tracked now
-	SourcesDropped uint64 // packets of new sources over MaxSources
+	SourcesDropped uint64 // packets of new sources refused: MaxSources confirmed sources
+	SourcesEvicted uint64 // unconfirmed sources evicted for new ones
 	Dropped        uint64 // packets ignored: wrong port, parity, stale, unknown type
 }
 
@@ -217,13 +243,15 @@ type Receiver struct {
 	cfg     ReceiverConfig
 	rng     *rand.Rand
 	sources []*source // in order of arrival, for deterministic delivery
+	closing int       // sources closing: not yet swept
 	byTSI   map[wire.TSI]*source
 	// tombs remembers sources reported gone, so their late packets (the
 	// 2nd and 3rd FIN SPM, stray repairs) do not resurrect them.
-	tombs map[wire.TSI]tomb
-	out   outQueue
-	stats ReceiverStats
-	now   time.Time // latest time seen, for tombstone expiry
+	tombs     map[wire.TSI]tomb
+	tombsNext time.Time // no tombstone expires before (zero: unknown)
+	out       outQueue
+	stats     ReceiverStats
+	now       time.Time // latest time seen, for tombstone expiry
 
 	naks []uint64
 	lost []nak.Lost
@@ -282,8 +310,13 @@ func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) 
 		if s == nil {
 			return
 		}
+	} else if p.Type == wire.TypeSPM && r.sequenceReset(s, p) {
+		s = r.restartSession(now, s, from, s.tsi, true)
 	}
 	s.lastHeard = now
+	if s.packets < 2 {
+		s.packets++
+	}
 	switch p.Type {
 	case wire.TypeODATA, wire.TypeRDATA:
 		r.onData(now, s, p)
@@ -314,32 +347,104 @@ func (r *Receiver) newSource(now time.Time, tsi wire.TSI, p *wire.Packet, from n
 		r.stats.Dropped++
 		return nil
 	}
-	if len(r.sources) >= r.cfg.MaxSources {
-		r.stats.SourcesDropped++
+	if !r.admit() {
 		return nil
-	}
-	s := &source{
-		tsi:   tsi,
-		addr:  from,
-		group: r.cfg.Group,
-		nak:   nak.New(r.cfg.NAK, r.rng),
-		ring:  make([]slot, 64),
-	}
-	if !r.cfg.Passive && p.Type != wire.TypeSPM {
-		s.spmrAt = now.Add(r.cfg.SPMRDelay)
 	}
 	// A new session from the same GSI and address replaces an older one:
 	// a restart. The old one drains first, its holes reported lost.
 	for _, old := range r.sources {
 		if old.tsi.GSI == tsi.GSI && old.addr == from && !old.closing && old.successor == nil {
-			old.successor, s.prev, s.restartOf = s, old, old.tsi
-			old.close(LossSourceRestart, 0)
-			break
+			return r.restartSession(now, old, from, tsi, p.Type == wire.TypeSPM)
 		}
+	}
+	return r.addSource(now, tsi, from, p.Type == wire.TypeSPM)
+}
+
+// addSource starts tracking a new session whose first packet (an SPM or
+// not) arrived from the IP address from.
+func (r *Receiver) addSource(now time.Time, tsi wire.TSI, from netip.Addr, spm bool) *source {
+	s := &source{
+		tsi:       tsi,
+		addr:      from,
+		group:     r.cfg.Group,
+		nak:       nak.New(r.cfg.NAK, r.rng),
+		ring:      make([]slot, 64),
+		budget:    r.cfg.WindowBytes,
+		lastHeard: now,
+	}
+	if !r.cfg.Passive && !spm {
+		s.spmrAt = now.Add(r.cfg.SPMRDelay)
 	}
 	r.sources = append(r.sources, s)
 	r.byTSI[tsi] = s
 	return s
+}
+
+// restartSession replaces old with a new session tsi (old's own TSI when
+// its sequence numbers started over): old takes no new data, its holes
+// are lost (LossSourceRestart), and the new one is delivered, as a
+// restart, once old's last event is.
+func (r *Receiver) restartSession(now time.Time, old *source, from netip.Addr, tsi wire.TSI, spm bool) *source {
+	s := r.addSource(now, tsi, from, spm)
+	old.successor, s.prev, s.restartOf = s, old, old.tsi
+	r.close(old, LossSourceRestart, 0)
+	return s
+}
+
+// admit makes room for a new source: with MaxSources tracked (not
+// closing), it evicts the oldest unconfirmed one (GoneEvicted), or
+// refuses the new one (false) if every source is confirmed or if as many
+// again are closing, their last events not yet read.
+func (r *Receiver) admit() bool {
+	switch {
+	case len(r.sources) >= 2*r.cfg.MaxSources:
+	case len(r.sources)-r.closing < r.cfg.MaxSources:
+		return true
+	default:
+		// r.sources is in order of arrival: oldest first.
+		for _, s := range r.sources {
+			if !s.closing && !s.confirmed() && s.prev == nil {
+				r.close(s, LossSourceGone, GoneEvicted)
+				r.stats.SourcesEvicted++
+				return true
+			}
+		}
+	}
+	r.stats.SourcesDropped++
+	return false
+}
+
+// close ends the session of s (source.close) and counts it as closing.
+func (r *Receiver) close(s *source, reason LossReason, gone GoneReason) {
+	r.closing++
+	s.close(reason, gone)
+}
+
+// sequenceReset reports whether the SPM p says that s started over with
+// new sequence numbers: a sender restarted with the same TSI (its SPM
+// sequence numbers go back, and its lead is outside what s has seen), or
+// one whose numbers jumped by 2^31 or more (its lead falls more than a
+// window behind what was delivered, which serial arithmetic cannot tell
+// from going back). One such SPM may be a straggler, reordered or
+// duplicated by the network, so it takes two in a row, the second later
+// in SPM order than the first; a normal SPM in between clears the first.
+// A restarted OpenPGM or relmcast sender sends three SPMs before any data,
+// so its data is not mistaken for the old session's.
+func (r *Receiver) sequenceReset(s *source, p *wire.Packet) bool {
+	if !s.started || s.closing || !s.haveSPM {
+		return false
+	}
+	next := s.ext(p.Lead) + 1 // the SPM's lead, plus one
+	back := int32(p.Seq-s.spmSeq) < 0
+	if !(back && (next < s.head || next > s.lead+1) || next+uint64(r.cfg.Window) < s.head) {
+		s.resetSeen = false
+		return false
+	}
+	if s.resetSeen && int32(p.Seq-s.resetSPM) > 0 {
+		return true
+	}
+	s.resetSeen, s.resetSPM = true, p.Seq
+	return false
 }
 
 func (r *Receiver) onData(now time.Time, s *source, p *wire.Packet) {
@@ -367,7 +472,9 @@ func (r *Receiver) onData(now time.Time, s *source, p *wire.Packet) {
 		r.stats.Repairs++
 	}
 	sl.state = slotHave
+	c := cap(sl.data)
 	sl.data = append(sl.data[:0], p.Payload...)
+	s.mem += cap(sl.data) - c
 	sl.frag = p.HasFragment
 	if p.HasFragment {
 		sl.fragFirst = s.ext(p.Fragment.First)
@@ -375,7 +482,12 @@ func (r *Receiver) onData(now time.Time, s *source, p *wire.Packet) {
 		sl.fragLen = p.Fragment.Length
 	}
 	s.nak.Repaired(seq)
-	r.onTrail(s, p.Trail)
+	if t := s.ext(p.Trail); t <= seq { // a trail past the packet itself is bogus
+		r.onTrail(s, t)
+	}
+	if s.mem > s.budget {
+		s.trim()
+	}
 }
 
 func (r *Receiver) onSPM(now time.Time, s *source, p *wire.Packet) {
@@ -392,10 +504,13 @@ func (r *Receiver) onSPM(now time.Time, s *source, p *wire.Packet) {
 	if !s.started {
 		r.join(s, p.Lead+1, p.Trail)
 	}
-	if lead := s.ext(p.Lead); lead > s.lead && !s.closing {
+	lead := s.ext(p.Lead)
+	if lead > s.lead && !s.closing {
 		r.extend(now, s, lead, false)
 	}
-	r.onTrail(s, p.Trail)
+	if t := s.ext(p.Trail); t <= lead+1 { // a trail past lead+1 is bogus
+		r.onTrail(s, t)
+	}
 	if p.FIN {
 		s.fin = true
 	}
@@ -461,8 +576,7 @@ func (r *Receiver) extend(now time.Time, s *source, seq uint64, data bool) {
 
 // onTrail applies the source's advertised trail: numbers before it that
 // are still missing can never be repaired.
-func (r *Receiver) onTrail(s *source, trail uint32) {
-	t := s.ext(trail)
+func (r *Receiver) onTrail(s *source, t uint64) {
 	// Constrained start (as OpenPGM's is_constrained): a late joiner
 	// ignores the trail until it passes the first number it saw.
 	if t <= s.joined || t <= s.head {
@@ -487,7 +601,7 @@ func (r *Receiver) onTrail(s *source, trail uint32) {
 // maybeFinish closes a source that sent FIN once nothing is missing.
 func (r *Receiver) maybeFinish(s *source) {
 	if s.fin && !s.closing && s.nak.Len() == 0 {
-		s.close(0, GoneFIN)
+		r.close(s, 0, GoneFIN)
 	}
 }
 
@@ -500,7 +614,7 @@ func (r *Receiver) Advance(now time.Time) {
 			continue
 		}
 		if now.Sub(s.lastHeard) >= r.cfg.SourceExpiry {
-			s.close(LossSourceGone, GoneExpired)
+			r.close(s, LossSourceGone, GoneExpired)
 			continue
 		}
 		if !s.spmrAt.IsZero() && !now.Before(s.spmrAt) {
@@ -618,16 +732,18 @@ func (r *Receiver) sweep() {
 			keep = append(keep, s)
 			continue
 		}
-		delete(r.byTSI, s.tsi)
-		if len(r.tombs) >= r.cfg.MaxSources {
-			for tsi, t := range r.tombs {
-				if !r.now.Before(t.until) {
-					delete(r.tombs, tsi)
-				}
+		r.closing--
+		if r.byTSI[s.tsi] != s {
+			// A session whose sequence numbers started over: its
+			// successor has the TSI now.
+			if s.successor != nil {
+				s.successor.prev = nil
 			}
+			continue
 		}
-		if len(r.tombs) < r.cfg.MaxSources {
-			r.tombs[s.tsi] = tomb{until: s.lastHeard.Add(r.cfg.SourceExpiry), lead: s.lead, ref: s.lead}
+		delete(r.byTSI, s.tsi)
+		if s.gone != GoneEvicted { // an evicted source may come back at once
+			r.bury(s)
 		}
 		if s.successor != nil {
 			s.successor.prev = nil
@@ -635,6 +751,29 @@ func (r *Receiver) sweep() {
 	}
 	clear(r.sources[len(keep):])
 	r.sources = keep
+}
+
+// bury keeps a tombstone of a removed source until SourceExpiry after
+// its last packet. At most MaxSources are kept: when they are, the
+// expired ones are purged, but not before the first of them expires.
+func (r *Receiver) bury(s *source) {
+	if len(r.tombs) >= r.cfg.MaxSources && !r.now.Before(r.tombsNext) {
+		r.tombsNext = time.Time{}
+		for tsi, t := range r.tombs {
+			if !r.now.Before(t.until) {
+				delete(r.tombs, tsi)
+			} else if r.tombsNext.IsZero() || t.until.Before(r.tombsNext) {
+				r.tombsNext = t.until
+			}
+		}
+	}
+	if len(r.tombs) < r.cfg.MaxSources {
+		t := tomb{until: s.lastHeard.Add(r.cfg.SourceExpiry), lead: s.lead, ref: s.lead}
+		r.tombs[s.tsi] = t
+		if !r.tombsNext.IsZero() && t.until.Before(r.tombsNext) {
+			r.tombsNext = t.until
+		}
+	}
 }
 
 // deliverSource delivers the ready events of s; false means fn refused one.
@@ -660,6 +799,7 @@ func (r *Receiver) deliverSource(s *source, fn func(*Event) bool) bool {
 			return false
 		}
 		s.consume(adv)
+		s.delivered = true
 		switch ev.Kind {
 		case EventData:
 			r.stats.Messages++
@@ -688,7 +828,7 @@ func (r *Receiver) nextEvent(s *source, ev *Event) (adv uint64, ok bool) {
 	// not ours to deliver, nor a loss: drop them silently.
 	for s.skipN == 0 && s.head <= s.lead {
 		sl := s.slot(s.head)
-		if sl.state != slotHave || !sl.frag || sl.fragFirst >= s.joined {
+		if sl.state != slotHave || !sl.frag || sl.fragFirst >= s.joined || s.delivered {
 			break
 		}
 		s.consume(1)
@@ -761,6 +901,10 @@ func (r *Receiver) nextEvent(s *source, ev *Event) (adv uint64, ok bool) {
 				}
 			}
 			return s.lossAt(ev, end-s.head, f.reason), true
+		case q > s.head && (!f.frag || f.fragFirst == q):
+			// The next message begins before this one is complete: this
+			// one is lost, the next one stands on its own.
+			return s.lossAt(ev, q-s.head, LossMalformed), true
 		case !f.frag || f.fragFirst != s.head || f.fragLen != total || f.fragOff != uint32(len(apdu)) ||
 			uint64(len(apdu))+uint64(len(f.data)) > uint64(total):
 			return s.lossAt(ev, q-s.head+1, LossMalformed), true
@@ -773,6 +917,11 @@ func (r *Receiver) nextEvent(s *source, ev *Event) (adv uint64, ok bool) {
 			ev.First, ev.Last = uint32(s.head), uint32(q)
 			return q - s.head + 1, true
 		}
+	}
+	if s.closing {
+		// Nothing past the lead is taken any more: the message cannot
+		// complete.
+		return s.lossAt(ev, s.lead-s.head+1, cmp.Or(s.closeReason, LossMalformed)), true
 	}
 	return 0, false // more fragments to come
 }

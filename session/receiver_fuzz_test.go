@@ -39,6 +39,9 @@ func FuzzReceiver(f *testing.F) {
 				}
 				switch e.Kind {
 				case EventSourceNew, EventSourceRestart:
+					if e.Kind == EventSourceRestart && e.Prev == e.Source {
+						st.gone = true // a restart with the same TSI ends its stream
+					}
 					if st.announced && !st.gone {
 						t.Fatalf("%v announced twice", e.Source)
 					}

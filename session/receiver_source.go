@@ -21,17 +21,30 @@ type source struct {
 	group netip.Addr
 
 	lastHeard time.Time
+	packets   uint8 // packets received, counted up to 2
 	haveSPM   bool
 	spmSeq    uint32
 	spmrAt    time.Time // when to ask for an SPM; zero: not pending
+	// resetSeen: an SPM said the sequence numbers started over, with SPM
+	// sequence number resetSPM; a second one confirms (sequenceReset).
+	resetSeen bool
+	resetSPM  uint32
 
 	started bool
 	joined  uint64 // first number of our window (late join): nothing before it is ours
-	head    uint64 // next number to deliver
-	lead    uint64 // highest number seen or advertised
+	// delivered: an event was delivered, so no fragment at the head can
+	// belong to a message that began before joined.
+	delivered bool
+	head      uint64 // next number to deliver
+	lead      uint64 // highest number seen or advertised
 	// ring holds slots for numbers in [head, lead]; its length is a power
 	// of two and number q lives at q & (len-1).
 	ring []slot
+	// mem is the capacity of the payload buffers of ring, at most budget
+	// after each packet (trim). Buffers of delivered data are kept for
+	// reuse while mem is at most half the budget (spare: some may be).
+	mem, budget int
+	spare       bool
 	// A pending skip: numbers [skipFirst, skipFirst+skipN) that left the
 	// window unseen or undelivered, to be reported lost before head.
 	skipFirst, skipN uint64
@@ -40,11 +53,15 @@ type source struct {
 
 	nak *nak.Tracker
 
-	fin       bool       // the source sent OPT_FIN
-	closing   bool       // no new data is taken; removed once drained
-	gone      GoneReason // reported when drained (0: removed silently, restart)
-	announced bool       // EventSourceNew/Restart delivered
-	removed   bool       // last event delivered; sweep forgets it
+	fin     bool // the source sent OPT_FIN
+	closing bool // no new data is taken; removed once drained
+	// closeReason is the loss reason of what was missing at close (0 at
+	// FIN: nothing was); a message left incomplete at the lead is lost
+	// for it.
+	closeReason LossReason
+	gone        GoneReason // reported when drained (0: removed silently, restart)
+	announced   bool       // EventSourceNew/Restart delivered
+	removed     bool       // last event delivered; sweep forgets it
 
 	prev, successor *source // restart chain: successor waits for prev
 	restartOf       wire.TSI
@@ -90,6 +107,43 @@ func ext(ref uint64, q uint32) uint64 {
 
 func (s *source) slot(q uint64) *slot { return &s.ring[q&uint64(len(s.ring)-1)] }
 
+// confirmed reports that the source has sent an SPM and a second packet:
+// it is not evicted for a new source (Receiver.admit).
+func (s *source) confirmed() bool { return s.haveSPM && s.packets >= 2 }
+
+// free resets a slot whose data was delivered or dropped, keeping its
+// buffer for reuse unless the source holds over half its budget.
+func (s *source) free(sl *slot) {
+	sl.reset()
+	switch {
+	case sl.data == nil:
+	case s.mem > s.budget/2:
+		s.mem -= cap(sl.data)
+		sl.data = nil
+	default:
+		s.spare = true
+	}
+}
+
+// trim brings the buffers held down to the budget: first the spare
+// buffers of slots without data, then the oldest undelivered data, which
+// is reported lost (LossOverrun). A scan for spare buffers follows at
+// least budget/2 bytes of new data, so it costs O(1) per packet.
+func (s *source) trim() {
+	if s.spare {
+		s.spare = false
+		for i := range s.ring {
+			if sl := &s.ring[i]; sl.state != slotHave && sl.data != nil {
+				s.mem -= cap(sl.data)
+				sl.data = nil
+			}
+		}
+	}
+	for s.mem > s.budget && s.head <= s.lead {
+		s.skipTo(s.head+1, LossOverrun)
+	}
+}
+
 // grow makes the ring hold at least n numbers from head.
 func (s *source) grow(n uint64) {
 	if n <= uint64(len(s.ring)) {
@@ -97,8 +151,11 @@ func (s *source) grow(n uint64) {
 	}
 	size := uint64(1) << bits.Len64(n-1)
 	ring := make([]slot, size)
+	s.mem = 0
 	for q := s.head; q <= s.lead; q++ {
-		ring[q&(size-1)] = *s.slot(q)
+		sl := s.slot(q)
+		ring[q&(size-1)] = *sl
+		s.mem += cap(sl.data)
 	}
 	s.ring = ring
 }
@@ -108,7 +165,7 @@ func (s *source) grow(n uint64) {
 func (s *source) consume(n uint64) {
 	s.skipN = 0
 	for range n {
-		s.slot(s.head).reset()
+		s.free(s.slot(s.head))
 		s.head++
 	}
 }
@@ -124,7 +181,7 @@ func (s *source) skipTo(h uint64, reason LossReason) {
 	}
 	s.skipN += h - s.head
 	for q := s.head; q <= s.lead && q < h; q++ {
-		s.slot(q).reset()
+		s.free(s.slot(q))
 	}
 	s.nak.Forget(h)
 	s.head = h
@@ -147,7 +204,7 @@ func (s *source) close(reason LossReason, gone GoneReason) {
 		s.markLost(s.head, s.lead, reason)
 		s.nak.Forget(s.lead + 1)
 	}
-	s.closing, s.gone = true, gone
+	s.closing, s.gone, s.closeReason = true, gone, reason
 	s.spmrAt = time.Time{}
 }
 

@@ -330,6 +330,8 @@ type Sender struct {
 
 	bucket txBucket
 
+	odataTurn bool // after an RDATA, waiting ODATA goes next (Poll)
+
 	spmSeq      uint32
 	startLeft   int
 	finLeft     int
@@ -609,7 +611,10 @@ func (s *Sender) onNAK(t int64, p *wire.Packet, from netip.AddrPort) {
 	}
 	s.stats.NAKs++
 	// One NCF per NAK packet, at once and unconditionally: for sqns
-	// outside the window and duplicates too (as OpenPGM does).
+	// outside the window and duplicates too (as OpenPGM does). Duplicates
+	// are routine with OpenPGM receivers: after each NAK list they send a
+	// single NAK for the list's first sqn as well (a slip in its
+	// nak_rb_state, not RFC 3208 behaviour), which nakSeq eliminates.
 	if s.ncfLen == len(s.ncf) {
 		s.stats.NCFsDropped++
 	} else {
@@ -764,8 +769,10 @@ func (s *Sender) restartHeartbeat(t int64) {
 //
 // Priority: NCFs (never rate limited); SPMs (start, FIN, SPMR answers,
 // heartbeat and ambient; never rate limited); RDATA (rate limited, and
-// always before new data, so new data cannot starve repairs; OpenPGM does
-// not prioritise them); then ODATA in sequence order (rate limited). Each
+// before new data, so new data cannot starve repairs; OpenPGM does not
+// prioritise them), but taking turns with ODATA when both wait, so that
+// repairs cannot starve new data either (odataFirst); then ODATA in
+// sequence order (rate limited). Each
 // ODATA and RDATA carries the current trail, and its checksum is computed
 // here, once.
 func (s *Sender) Poll(now time.Time, buf []byte) (pkt []byte, ok bool) {
@@ -777,11 +784,12 @@ func (s *Sender) Poll(now time.Time, buf []byte) (pkt []byte, ok bool) {
 	if s.spmAt() <= t {
 		return s.pollSPM(t, buf), true
 	}
-	if q, ok := s.peekRepair(); ok {
+	if q, ok := s.peekRepair(); ok && !s.odataFirst() {
 		sl := s.slot(q)
 		if !s.bucket.take(t, len(sl.buf)+s.cfg.IPOverhead) {
 			return buf, false // ODATA waits behind the repair
 		}
+		s.odataTurn = true
 		s.rqHead = (s.rqHead + 1) & (len(s.rq) - 1)
 		s.rqLen--
 		s.repairs--
@@ -809,6 +817,7 @@ func (s *Sender) Poll(now time.Time, buf []byte) (pkt []byte, ok bool) {
 		sl.sentAt = t
 		s.sentSize += int(sl.tsdu)
 		s.nextSend++
+		s.odataTurn = false
 		start := len(buf)
 		buf = append(buf, sl.buf...)
 		wire.SetTrail(buf[start:], s.trail)
@@ -823,6 +832,13 @@ func (s *Sender) Poll(now time.Time, buf []byte) (pkt []byte, ok bool) {
 	}
 	return buf, false
 }
+
+// odataFirst reports that ODATA waits and it is its turn: after an RDATA,
+// the next rate-limited packet is ODATA if there is one, so repairs and
+// new data share the rate when both wait. Repairs cannot be starved by
+// new data, nor new data by repairs: a flood of NAKs, spoofed or from a
+// receiver that lost everything, takes at most every other packet.
+func (s *Sender) odataFirst() bool { return s.odataTurn && s.nextSend != s.nextSeq }
 
 // messageLen is the length of the message whose last TPDU is sl.
 func (s *Sender) messageLen(sl *txSlot) int {
@@ -923,7 +939,7 @@ func (s *Sender) NextDeadline() time.Time {
 		at = math.MinInt64
 	}
 	at = min(at, s.spmAt())
-	if q, ok := s.peekRepair(); ok {
+	if q, ok := s.peekRepair(); ok && !s.odataFirst() {
 		at = min(at, s.bucket.readyAt(s.now, len(s.slot(q).buf)+s.cfg.IPOverhead))
 	} else if s.nextSend != s.nextSeq {
 		at = min(at, s.bucket.readyAt(s.now, len(s.slot(s.nextSend).buf)+s.cfg.IPOverhead))

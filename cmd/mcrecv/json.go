@@ -76,6 +76,51 @@ func (j *jsonWriter) append(ev *mcast.Event) []byte {
 	return b
 }
 
+// appendFrames formats a ZeroMQ message (--zmq) of n bytes in all,
+// decoded from ev's source, from the PGM message with sequence number
+// first to ev, as one JSON object and a newline. The result is valid until
+// the next call.
+func (j *jsonWriter) appendFrames(ev *mcast.Event, first uint32, frames [][]byte, n int) []byte {
+	b := append(j.buf[:0], `{"type":"data","source":"`...)
+	b = append(b, j.source(ev.Source)...)
+	b = append(b, '"')
+	if ev.Addr.IsValid() {
+		b = append(b, `,"addr":"`...)
+		b = ev.Addr.AppendTo(b)
+		b = append(b, '"')
+	}
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, uint64(first), 10)
+	b = append(b, `,"last_seq":`...)
+	b = strconv.AppendUint(b, uint64(ev.LastSeq), 10)
+	b = append(b, `,"len":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	text := true
+	for _, f := range frames {
+		text = text && utf8.Valid(f)
+	}
+	if text {
+		b = append(b, `,"frames":[`...)
+	} else {
+		b = append(b, `,"frames_b64":[`...)
+	}
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if text {
+			b = appendString(b, f)
+		} else {
+			b = append(b, '"')
+			b = base64.StdEncoding.AppendEncode(b, f)
+			b = append(b, '"')
+		}
+	}
+	b = append(b, "]}\n"...)
+	j.buf = b
+	return b
+}
+
 func appendSeqs(b []byte, ev *mcast.Event) []byte {
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, uint64(ev.Seq), 10)

@@ -38,6 +38,16 @@ Output:
                len, data (the message if it is valid UTF-8; otherwise
                data_b64, in base64), lost, reason, prev
   --quiet      nothing per message (for benchmarks); events still on stderr
+  --zmq        the sources are ZeroMQ epgm publishers (PUB sockets): decode
+               ZeroMQ's framing and print each ZeroMQ message as its frames
+               joined by one space (a topic frame first, as published) and
+               a newline; with --json, data objects carry "frames" (or
+               "frames_b64" when a frame is not UTF-8) instead of "data",
+               "len" is the sum of the frames' lengths, and seq/last_seq
+               are those of the PGM messages from its first to its last
+               frame; --count counts ZeroMQ messages. After a loss event a
+               source's partial message is dropped and decoding resumes
+               where its next message begins, as ZeroMQ subscribers do
 
 Once the group is joined, mcrecv prints "listening on GROUP" on stderr:
 scripts wait for that line before they start a sender. On exit it prints a
@@ -50,14 +60,17 @@ mcrecv runs until --count messages arrived, no message arrived for --idle
 --timeout passed, or SIGINT/SIGTERM (a second signal exits at once).
 
 Exit status: 0 all went well; 1 error; 2 bad usage; 3 data was lost: a loss
-event, a --verify mismatch or gap, or --count not reached before --idle,
---timeout or a signal stopped mcrecv.
+event, a --verify mismatch or gap, ZeroMQ framing that could not be decoded
+(--zmq), or --count not reached before --idle, --timeout or a signal
+stopped mcrecv.
 
 Examples:
   mcrecv
   mcrecv --group 239.192.0.9:7600 --count 10 > messages.txt
   mcrecv --json --idle 5s | jq .
   mcrecv --group '[ff02::1:3%eth0]:7500'      (IPv6: the zone names the interface)
+  mcrecv --zmq --iface eth0 --group 239.192.0.1:5555 --expiry 2m
+                  (the messages of zmq PUB sockets on epgm://eth0;239.192.0.1:5555)
 
 Loopback demo (one host, two terminals; receiver first):
   mcrecv --iface lo --count 100000 --verify --quiet
@@ -104,6 +117,7 @@ type options struct {
 	timeout time.Duration
 	mode    int
 	verify  bool
+	zmq     bool // ZeroMQ epgm framing
 }
 
 // parseArgs parses the command line. Its errors are *cli.UsageError, or
@@ -128,6 +142,7 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.Var(&timeout, "timeout", "exit after `DURATION` in all (0: no limit)")
 	fs.Var(&expiry, "expiry", "a source silent for `DURATION` is gone (use 1m or more with OpenPGM and ZeroMQ senders)")
 	fs.BoolVar(&o.verify, "verify", false, "check that the numbered messages of mcsend --count arrive in order, from 0, with the right content")
+	fs.BoolVar(&o.zmq, "zmq", false, "decode ZeroMQ epgm framing: print ZeroMQ messages, frames joined by a space")
 	fs.Var(&loss, "loss", "for testing: drop received packets (data, SPM, NCF, RDATA) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
 	fs.Usage = func() {} // errors are reported by run, help below
 	if err := fs.Parse(args); err != nil {
@@ -152,6 +167,9 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 		o.mode = modeJSON
 	case *quiet:
 		o.mode = modeQuiet
+	}
+	if o.zmq && o.verify {
+		return nil, cli.Usagef("--zmq and --verify exclude each other: --verify checks mcsend --count's messages, which are not ZeroMQ messages")
 	}
 	if set["count"] && o.count == 0 {
 		return nil, cli.Usagef("--count 0: want at least 1 message (leave --count out for no limit)")
@@ -260,6 +278,9 @@ func run(args []string, e env) int {
 	if o.verify && a.v.problems() > 0 {
 		code = 3
 	}
+	if a.z.malformed > 0 {
+		code = 3
+	}
 	if o.count > 0 && a.msgs < o.count {
 		fmt.Fprintf(e.stderr, "mcrecv: %v after %d of %d messages\n", why, a.msgs, o.count)
 		code = 3
@@ -288,6 +309,7 @@ type app struct {
 
 	v    verifier
 	json jsonWriter
+	z    zmqDecoders // --zmq
 }
 
 // flushEvery bounds how long a line waits in the stdout buffer while
@@ -304,6 +326,9 @@ func newApp(o *options, stdout, stderr io.Writer, start time.Time) *app {
 	}
 	a.v.init(stderr)
 	a.json.init()
+	if o.zmq {
+		a.z.init(a.zmqMessage)
+	}
 	return a
 }
 
@@ -346,15 +371,14 @@ func (a *app) handle(ev *mcast.Event) {
 		a.event(ev)
 		return
 	}
-	now := time.Now()
-	if a.msgs == 0 {
-		a.first = now
-		a.lastFlush = now
+	if a.o.zmq {
+		if err := a.z.feed(ev); err != nil {
+			a.flush()
+			fmt.Fprintf(a.stderr, "mcrecv: zmq: %v seq %d: %v; skipping to where its next message begins\n", ev.Source, ev.Seq, err)
+		}
+		return
 	}
-	a.last = now
-	a.lastMsg.Store(int64(max(now.Sub(a.start), 1)))
-	a.msgs++
-	a.bytes += uint64(len(ev.Data))
+	now := a.counted(len(ev.Data))
 	if a.o.verify {
 		a.v.check(ev)
 	}
@@ -364,6 +388,47 @@ func (a *app) handle(ev *mcast.Event) {
 		a.out.WriteByte('\n')
 	case modeJSON:
 		a.out.Write(a.json.append(ev))
+	case modeQuiet:
+		return
+	}
+	if now.Sub(a.lastFlush) >= flushEvery {
+		a.flush()
+	}
+}
+
+// counted counts one message of n bytes and returns the time.
+func (a *app) counted(n int) time.Time {
+	now := time.Now()
+	if a.msgs == 0 {
+		a.first = now
+		a.lastFlush = now
+	}
+	a.last = now
+	a.lastMsg.Store(int64(max(now.Sub(a.start), 1)))
+	a.msgs++
+	a.bytes += uint64(n)
+	return now
+}
+
+// zmqMessage handles one ZeroMQ message (--zmq), decoded from the PGM
+// messages of a.z.ev's source.
+func (a *app) zmqMessage(frames [][]byte) {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	now := a.counted(n)
+	switch a.o.mode {
+	case modeText:
+		for i, f := range frames {
+			if i > 0 {
+				a.out.WriteByte(' ')
+			}
+			a.out.Write(f)
+		}
+		a.out.WriteByte('\n')
+	case modeJSON:
+		a.out.Write(a.json.appendFrames(a.z.ev, a.z.first, frames, n))
 	case modeQuiet:
 		return
 	}
@@ -383,6 +448,9 @@ func (a *app) event(ev *mcast.Event) {
 	}
 	if a.o.verify {
 		a.v.event(ev)
+	}
+	if a.o.zmq {
+		a.z.event(ev)
 	}
 	if a.o.mode == modeJSON {
 		a.out.Write(a.json.append(ev))
@@ -432,5 +500,9 @@ func (a *app) summary(st mcast.ReceiverStats) {
 		a.lossEvents, a.lost, st.NAKPackets, st.Repairs, a.sources)
 	if a.o.verify {
 		a.v.summary()
+	}
+	if a.o.zmq {
+		fmt.Fprintf(a.stderr, "mcrecv: zmq: %d PGM messages decoded, %d partial ZeroMQ messages dropped after loss, %d malformed\n",
+			a.z.apdus, a.z.dropped, a.z.malformed)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/relmcast/relmcast/internal/cli"
 	"github.com/relmcast/relmcast/mcast"
 	"github.com/relmcast/relmcast/mcast/mcasttest"
+	"github.com/relmcast/relmcast/mcast/zmqpgm"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -447,5 +448,112 @@ func TestFlushLatency(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no exit")
+	}
+}
+
+func TestParseZMQ(t *testing.T) {
+	if o, err := parseArgs([]string{"--zmq", "--json"}, io.Discard); err != nil || !o.zmq || o.mode != modeJSON {
+		t.Errorf("--zmq --json: %+v, %v", o, err)
+	}
+	_, err := parseArgs([]string{"--zmq", "--verify"}, io.Discard)
+	var ue *cli.UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "exclude each other") {
+		t.Errorf("--zmq --verify: %v", err)
+	}
+}
+
+// zmqAPDU builds a ZeroMQ APDU: offset, then raw frame bytes.
+func zmqAPDU(off uint16, parts ...[]byte) []byte {
+	b := []byte{byte(off >> 8), byte(off)}
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+func zframe(s string, more bool) []byte { return zmqpgm.AppendFrame(nil, []byte(s), more) }
+
+// TestZMQResync: after a loss event the partial message is dropped, the
+// APDU that continues it is skipped, and output resumes where the next
+// message begins; each source has its own decoder.
+func TestZMQResync(t *testing.T) {
+	var out, errb bytes.Buffer
+	o := &options{mode: modeText, zmq: true}
+	a := newApp(o, &out, &errb, time.Now())
+	other := mcast.SourceID{GSI: [6]byte{7}, Port: 7}
+	long := zframe(strings.Repeat("L", 300), false)
+	tail := zframe("tail-of-lost", false)
+	for _, ev := range []mcast.Event{
+		{Kind: mcast.EventSourceNew, Source: testSource},
+		{Kind: mcast.EventSourceNew, Source: other},
+		{Kind: mcast.EventData, Source: testSource, Data: zmqAPDU(0, zframe("topic", true), zframe("a", false), long[:100])},
+		{Kind: mcast.EventData, Source: other, Data: zmqAPDU(0, zframe("other", false))},
+		{Kind: mcast.EventLoss, Source: testSource, Lost: 1}, // long[100:200] lost
+		{Kind: mcast.EventData, Source: testSource, Data: zmqAPDU(zmqpgm.NoOffset, long[200:])},
+		{Kind: mcast.EventData, Source: testSource, Data: zmqAPDU(uint16(len(tail)), tail, zframe("b", true), zframe("c", false))},
+		{Kind: mcast.EventData, Source: testSource, Data: zmqAPDU(0, zframe("", false))},
+		{Kind: mcast.EventData, Source: other, Data: zmqAPDU(9, []byte{1})}, // offset beyond the data
+		{Kind: mcast.EventSourceGone, Source: other},
+	} {
+		a.handle(&ev)
+	}
+	a.flush()
+	if want := "topic a\nother\nb c\n\n"; out.String() != want {
+		t.Errorf("stdout %q, want %q", out.String(), want)
+	}
+	if a.msgs != 4 || a.z.dropped != 1 || a.z.malformed != 1 || a.z.apdus != 6 || len(a.z.decs) != 1 {
+		t.Errorf("msgs %d dropped %d malformed %d apdus %d decoders %d", a.msgs, a.z.dropped, a.z.malformed, a.z.apdus, len(a.z.decs))
+	}
+	if !strings.Contains(errb.String(), "zmq: "+other.String()+" seq 0: zmqpgm: malformed APDU: offset 9 beyond the 1 bytes of data") {
+		t.Errorf("stderr:\n%s", errb.String())
+	}
+	// No allocation per message once warm.
+	ev := mcast.Event{Kind: mcast.EventData, Source: testSource, Data: zmqAPDU(0, zframe("topic", true), zframe("body", false))}
+	if n := testing.AllocsPerRun(100, func() { a.handle(&ev) }); n != 0 {
+		t.Errorf("%v allocations per ZeroMQ message", n)
+	}
+	// A restart forgets the session it replaces.
+	a.handle(&mcast.Event{Kind: mcast.EventSourceRestart, Source: other, Prev: testSource})
+	if len(a.z.decs) != 0 {
+		t.Errorf("%d decoders after the restart", len(a.z.decs))
+	}
+}
+
+// TestRunZMQ: mcrecv --zmq over an in-memory network with loss prints a
+// ZeroMQ publisher's messages, several to a PGM message and one across
+// several, frames joined by a space; --json gives the frames.
+func TestRunZMQ(t *testing.T) {
+	big := strings.Repeat("B", 3000)
+	stream := append(append(zframe("t1", true), zframe("one", false)...), zframe("two", false)...)
+	msgs := [][]byte{
+		zmqAPDU(0, stream),                    // two messages in one APDU
+		zmqAPDU(0, zframe(big, false)[:1000]), // a message begins
+		zmqAPDU(zmqpgm.NoOffset, zframe(big, false)[1000:2000]),
+		zmqAPDU(uint16(1010-1000), zframe(big, false)[2000:], zframe("three", false)), // it ends, another begins and ends
+	}
+	code, out, errs := memRun(t, []string{"--zmq", "--count", "4", "--timeout", "20s"}, "loss=0.1,seed=5", msgs)
+	if code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, errs)
+	}
+	if want := "t1 one\ntwo\n" + big + "\nthree\n"; out != want {
+		t.Errorf("stdout %.200q, want %.200q", out, want)
+	}
+	if !strings.Contains(errs, "4 messages, 3013 bytes") || !strings.Contains(errs, "zmq: 4 PGM messages decoded, 0 partial ZeroMQ messages dropped after loss, 0 malformed") {
+		t.Errorf("stderr:\n%s", errs)
+	}
+	code, out, errs = memRun(t, []string{"--zmq", "--json", "--count", "2", "--timeout", "20s"}, "", msgs[:1])
+	if code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, errs)
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 3 || fmt.Sprint(lines[1]["frames"]) != "[t1 one]" || fmt.Sprint(lines[2]["frames"]) != "[two]" || lines[1]["len"] != 5.0 {
+		t.Errorf("json: %v", lines)
 	}
 }

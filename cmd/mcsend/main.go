@@ -22,6 +22,7 @@ import (
 	"github.com/relmcast/relmcast/internal/cli"
 	"github.com/relmcast/relmcast/internal/lossy"
 	"github.com/relmcast/relmcast/mcast"
+	"github.com/relmcast/relmcast/mcast/zmqpgm"
 )
 
 // maxMessage is the largest message mcast.Sender takes
@@ -48,6 +49,10 @@ Input:
   --count N    N generated messages of --size bytes (default 1000), numbered
                from 0: the first 8 bytes are the number, big-endian, the
                rest a pattern that mcrecv --verify checks; stdin is not read
+  --zmq        publish to ZeroMQ epgm subscribers (SUB sockets): each message
+               above (line, record or generated) goes out as a ZeroMQ
+               message of one frame, in ZeroMQ's framing, cut into PGM
+               messages of one packet each (ZeroMQ takes no larger ones)
 
 At the end of the input mcsend sends FIN, keeps answering repair requests
 for --linger, and prints a summary on stderr: messages, bytes, elapsed time
@@ -64,6 +69,8 @@ Examples:
   mcsend --size 1400 < file.bin
   mcsend --count 100000 --size 1000 --rate 0
   mcsend --group '[ff02::1:3%eth0]:7500' < messages.txt     (IPv6: the zone names the interface)
+  mcsend --zmq --iface eth0 --group 239.192.0.1:5555 < lines.txt
+                  (to zmq SUB sockets on epgm://eth0;239.192.0.1:5555)
 
 Loopback demo (one host, two terminals; receiver first):
   mcrecv --iface lo --count 100000 --verify --quiet
@@ -103,6 +110,7 @@ type options struct {
 	rate   cli.RateFlag
 	size   int    // record or generated message size; 0: lines
 	count  uint64 // generated messages; 0: read stdin
+	zmq    bool   // ZeroMQ epgm framing
 }
 
 // parseArgs parses the command line. Its errors are *cli.UsageError, or
@@ -126,6 +134,7 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.Var(&o.rate, "rate", "rate limit in `BITS/S` on the wire, with k, M or G: 100M, 1.5G; 0 means unlimited (default 100M)")
 	fs.Var(linger, "linger", "keep answering NAKs for `DURATION` after the last message and FIN (0: none)")
 	fs.Var(&loss, "loss", "for testing: drop packets mcsend receives (NAKs) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
+	fs.BoolVar(&o.zmq, "zmq", false, "publish to ZeroMQ epgm SUB sockets: each message a single-frame ZeroMQ message")
 	fs.Usage = func() {} // errors are reported by run, help below
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -186,6 +195,7 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 // counters are shared between the input goroutine and run.
 type counters struct {
 	sent atomic.Uint64 // messages handed to Send
+	zmq  atomic.Uint64 // ZeroMQ messages (--zmq); each is one or more sent
 }
 
 func run(args []string, e env) int {
@@ -271,6 +281,9 @@ func run(args []string, e env) int {
 		st.Messages, st.MessageBytes, cli.RoundDuration(elapsed),
 		cli.PerSecond(float64(st.Messages), secs), cli.PerSecond(float64(st.MessageBytes)/1e6, secs),
 		st.RDATA, st.NAKs)
+	if o.zmq {
+		fmt.Fprintf(e.stderr, "mcsend: zmq: %d ZeroMQ messages in %d PGM messages\n", c.zmq.Load(), st.Messages)
+	}
 	switch {
 	case inErr != nil:
 		fmt.Fprintf(e.stderr, "mcsend: %v\n", inErr)
@@ -284,12 +297,28 @@ func run(args []string, e env) int {
 
 // produce sends the input: generated messages, records or lines.
 func produce(ctx context.Context, s *mcast.Sender, o *options, in io.Reader, c *counters) error {
-	send := func(m []byte) error {
+	sendPGM := func(m []byte) error {
 		if err := s.Send(ctx, m); err != nil {
 			return err
 		}
 		c.sent.Add(1)
 		return nil
+	}
+	send := sendPGM
+	if o.zmq {
+		enc, err := zmqpgm.NewEncoder(s.MaxPacketPayload())
+		if err != nil {
+			return err
+		}
+		frames := make([][]byte, 1)
+		send = func(m []byte) error {
+			frames[0] = m
+			if err := enc.Encode(frames, sendPGM); err != nil {
+				return err
+			}
+			c.zmq.Add(1)
+			return nil
+		}
 	}
 	switch {
 	case o.count > 0:

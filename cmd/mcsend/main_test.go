@@ -18,6 +18,7 @@ import (
 	"github.com/relmcast/relmcast/internal/cli"
 	"github.com/relmcast/relmcast/mcast"
 	"github.com/relmcast/relmcast/mcast/mcasttest"
+	"github.com/relmcast/relmcast/mcast/zmqpgm"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -301,5 +302,38 @@ func TestRunSecondSignal(t *testing.T) {
 	case <-done: // run ends after the linger, since exit did not exit
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return")
+	}
+}
+
+// TestRunZMQ: with --zmq each line goes out as a one-frame ZeroMQ message
+// in ZeroMQ's framing, a long line across several PGM messages of one
+// packet each, as ZeroMQ subscribers need.
+func TestRunZMQ(t *testing.T) {
+	long := strings.Repeat("z", 4000)
+	in := "hello\n\n" + long + "\nlast\n"
+	code, errs, got := memRun(t, []string{"--zmq", "--linger", "300ms"}, strings.NewReader(in), "loss=0.05,seed=4")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errs)
+	}
+	var d zmqpgm.Decoder
+	var msgs []string
+	for i, apdu := range got {
+		if len(apdu) < 3 || len(apdu) > 1448 {
+			t.Errorf("PGM message %d: %d bytes, want 3..1448", i, len(apdu))
+		}
+		if err := d.Feed([]byte(apdu), func(frames [][]byte) {
+			if len(frames) != 1 {
+				t.Errorf("%d frames", len(frames))
+			}
+			msgs = append(msgs, string(frames[0]))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"hello", "", long, "last"}; strings.Join(msgs, "|") != strings.Join(want, "|") {
+		t.Errorf("decoded %q", msgs)
+	}
+	if !strings.Contains(errs, fmt.Sprintf("zmq: 4 ZeroMQ messages in %d PGM messages", len(got))) {
+		t.Errorf("stderr:\n%s", errs)
 	}
 }

@@ -56,6 +56,14 @@ type Config struct {
 	// net.core.rmem_max / wmem_max. A capped size is not an error; see
 	// Conn.Buffers for what was granted.
 	ReadBuffer, WriteBuffer int
+
+	// NoGSO and NoGRO turn off UDP generic segmentation offload on send
+	// (UDP_SEGMENT) and generic receive offload on receive (UDP_GRO), which
+	// are on by default where the kernel has them (Linux 4.18 and 5.0 and
+	// later). They change nothing on the wire, only the number of system
+	// calls and packets the kernel handles; benchmarks turn them off to
+	// compare.
+	NoGSO, NoGRO bool
 }
 
 // DefaultBufferSize is the socket buffer size used when Config.ReadBuffer or
@@ -82,6 +90,17 @@ type Stats struct {
 	DroppedTruncated uint64 // read but dropped: larger than the buffer given to ReadBatch
 	ReadErrors       uint64 // ReadBatch calls that failed (not counting after Close)
 	WriteErrors      uint64 // WriteBatch calls that failed (not counting after Close)
+
+	// GSOWrites counts the coalesced sends: one UDP_SEGMENT send carries
+	// two or more of the datagrams counted in DatagramsWritten.
+	GSOWrites uint64
+	// GROReads counts the coalesced reads: one UDP_GRO buffer that held
+	// two or more of the datagrams counted in DatagramsRead.
+	GROReads uint64
+	// GSOFallbacks counts the sends the kernel refused with UDP_SEGMENT
+	// (then GSO is turned off for the Conn and the datagrams resent
+	// without it): 0 or 1.
+	GSOFallbacks uint64
 }
 
 // Conn is the socket endpoint of a PGM source or receiver. It implements
@@ -111,12 +130,18 @@ type Conn struct {
 	// Write side, owned by the writing goroutine.
 	wmm *mmsg // batched writer; nil: one datagram per call (writeGeneric)
 
+	// Offloads in use (Linux): set by the open and by the writer when the
+	// kernel refuses GSO; read by Offload.
+	gsoOn, groOn atomic.Bool
+	noGSO, noGRO bool // Config.NoGSO, NoGRO
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 
 	nRead, nReadBytes, nWritten, nWrittenBytes atomic.Uint64
 	nWrongDst, nTrunc, nReadErr, nWriteErr     atomic.Uint64
+	nGSO, nGRO, nGSOFallback                   atomic.Uint64
 }
 
 var _ Transport = (*Conn)(nil)
@@ -133,6 +158,8 @@ type endpoint struct {
 	wbuf   int
 	gscope int // scope (interface index) for binding the group; 0 if none
 	lscope int // scope for binding local; 0 if none
+	noGSO  bool
+	noGRO  bool
 }
 
 // resolve validates cfg and fills in the defaults.
@@ -166,6 +193,8 @@ func resolve(cfg Config) (*endpoint, error) {
 		loop:  cfg.Loopback,
 		rbuf:  orDefault(cfg.ReadBuffer, DefaultBufferSize),
 		wbuf:  orDefault(cfg.WriteBuffer, DefaultBufferSize),
+		noGSO: cfg.NoGSO,
+		noGRO: cfg.NoGRO,
 	}
 	local := cfg.Addr.Unmap()
 	if local.IsValid() {
@@ -392,6 +421,8 @@ func newConn(role string, e *endpoint, recv, send *net.UDPConn) *Conn {
 		v6:    e.v6,
 		recv:  recv,
 		send:  send,
+		noGSO: e.noGSO,
+		noGRO: e.noGRO,
 	}
 }
 
@@ -439,6 +470,9 @@ func (c *Conn) setupSend(e *endpoint) error {
 		}
 	}
 	c.wmm = newMmsg(c.send)
+	if c.wmm != nil && !c.noGSO {
+		c.gsoOn.Store(c.wmm.enableGSO(c.ifi.MTU, c.v6))
+	}
 	return nil
 }
 
@@ -458,6 +492,9 @@ func (c *Conn) setupRecv() error {
 	}
 	c.roob = append(c.roob, make([]byte, 64)...) // room for more than we asked for
 	c.rmm = newMmsg(c.recv)
+	if c.rmm != nil && !c.noGRO {
+		c.groOn.Store(c.rmm.enableGRO())
+	}
 	return nil
 }
 
@@ -477,6 +514,12 @@ func (c *Conn) Interface() *net.Interface { return c.ifi }
 // reports twice the size set, for bookkeeping overhead). Zero if unknown.
 func (c *Conn) Buffers() (read, write int) { return c.rbuf, c.wbuf }
 
+// Offload reports whether UDP GSO is in use on send and UDP_GRO on
+// receive. GSO turns itself off for good when the kernel refuses a
+// segmented send (EIO, EINVAL or EMSGSIZE: no checksum offload on the
+// device, an old kernel, a path MTU below the interface's).
+func (c *Conn) Offload() (gso, gro bool) { return c.gsoOn.Load(), c.groOn.Load() }
+
 // Stats returns a snapshot of the counters.
 func (c *Conn) Stats() Stats {
 	return Stats{
@@ -488,6 +531,9 @@ func (c *Conn) Stats() Stats {
 		DroppedTruncated: c.nTrunc.Load(),
 		ReadErrors:       c.nReadErr.Load(),
 		WriteErrors:      c.nWriteErr.Load(),
+		GSOWrites:        c.nGSO.Load(),
+		GROReads:         c.nGRO.Load(),
+		GSOFallbacks:     c.nGSOFallback.Load(),
 	}
 }
 
@@ -521,8 +567,14 @@ func (c *Conn) Close() error {
 // ds[:n] contiguous, ReadBatch may permute the Bufs among ds: afterwards
 // ds holds the same set of buffers, possibly in another order.
 //
-// On Linux one call is one recvmmsg; elsewhere one datagram per call.
-// In steady state ReadBatch does not allocate on Linux.
+// On Linux one call is at most one recvmmsg; elsewhere one datagram per
+// call. With UDP_GRO (Linux, see Offload) the kernel may hand over many
+// datagrams of one sender as one coalesced buffer: ReadBatch reads those
+// into buffers of its own (64 KiB each) and splits them at the segment
+// size into ds, one datagram per entry as without GRO; what does not fit
+// into ds is returned by the next calls, without a system call. So the
+// caller's buffers need only be as large as the largest datagram, with or
+// without GRO. In steady state ReadBatch does not allocate on Linux.
 func (c *Conn) ReadBatch(ds []Datagram) (int, error) {
 	if c.closed.Load() {
 		return 0, c.closedErr("read")
@@ -596,7 +648,12 @@ func compact(ds []Datagram, flags []uint8, group netip.Addr, filterDst bool) (ke
 // has none is sent on the Conn's interface.
 //
 // On Linux one call is one sendmmsg per 64 datagrams; elsewhere one send per
-// datagram. In steady state WriteBatch does not allocate on Linux.
+// datagram. With GSO (Linux, see Offload), consecutive datagrams to the
+// same destination and of the same size (the last of a run may be shorter)
+// go out as one super-datagram with a UDP_SEGMENT control message, up to 64
+// datagrams and 65507 bytes each; the kernel segments it, so the receivers
+// get exactly the datagrams given. In steady state WriteBatch does not
+// allocate on Linux.
 func (c *Conn) WriteBatch(ds []Datagram) (int, error) {
 	if c.closed.Load() {
 		return 0, c.closedErr("write")

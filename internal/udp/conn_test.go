@@ -503,7 +503,16 @@ func TestGenericPath(t *testing.T) {
 	}
 }
 
-func generic(c *Conn) { c.rmm, c.wmm = nil, nil }
+// generic switches c to the one-datagram-per-call reader and writer, which
+// do not split GRO buffers: GRO goes off first.
+func generic(c *Conn) {
+	if c.rmm != nil {
+		c.rmm.disableGRO()
+	}
+	c.groOn.Store(false)
+	c.gsoOn.Store(false)
+	c.rmm, c.wmm = nil, nil
+}
 
 // TestAllocs checks that steady-state ReadBatch and WriteBatch do not
 // allocate.
@@ -515,15 +524,18 @@ func TestAllocs(t *testing.T) {
 		group   netip.Addr
 		generic bool
 		want    float64 // -1: only report
+		offload bool    // GSO and GRO on (the default)
 	}{
-		{"ipv4", "lo", group1, false, 0},
-		{"ipv6", "v0", group6, false, 0},
-		{"ipv4-generic", "lo", group1, true, -1},
-		{"ipv6-generic", "v0", group6, true, -1},
+		{"ipv4", "lo", group1, false, 0, true},
+		{"ipv6", "v0", group6, false, 0, true},
+		{"ipv4-no-offload", "lo", group1, false, 0, false},
+		{"ipv6-no-offload", "v0", group6, false, 0, false},
+		{"ipv4-generic", "lo", group1, true, -1, false},
+		{"ipv6-generic", "v0", group6, true, -1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := netip.AddrPortFrom(tc.group, randPort())
-			cfg := Config{Group: g, Interface: ifaceByName(t, tc.ifi), Loopback: true}
+			cfg := Config{Group: g, Interface: ifaceByName(t, tc.ifi), Loopback: true, NoGSO: !tc.offload, NoGRO: !tc.offload}
 			r := openReceiver(t, cfg)
 			src := openSource(t, cfg)
 			if tc.generic {
@@ -572,6 +584,15 @@ func TestAllocs(t *testing.T) {
 				t.Logf("%s: %v allocs per batch of %d", m.name, a, n)
 				if tc.want >= 0 && a > tc.want {
 					t.Errorf("%s: %v allocs per batch of %d, want %v", m.name, a, n, tc.want)
+				}
+			}
+			if tc.offload {
+				// The payloads are of one size: both directions coalesce.
+				if st := src.Stats(); st.GSOWrites == 0 || st.GROReads == 0 {
+					t.Errorf("offload on but source stats %+v", st)
+				}
+				if st := r.Stats(); st.GSOWrites == 0 || st.GROReads == 0 {
+					t.Errorf("offload on but receiver stats %+v", st)
 				}
 			}
 			a := testing.AllocsPerRun(200, writeOnly)

@@ -39,8 +39,31 @@
 // datagrams, on buffers, headers and addresses allocated once per Conn: no
 // allocation per call or per datagram. (x/net's ipv4/ipv6 ReadBatch makes the
 // same calls but allocates three times per datagram; see BenchmarkXNetBatch.)
-// The per-message control buffers have room for UDP_GRO and UDP_SEGMENT,
-// which are the next step (design.md §3).
+//
+// On top of that, by default (Config.NoGSO, NoGRO turn them off; Offload
+// tells what is in use):
+//
+//   - UDP GSO: WriteBatch sends each run of consecutive datagrams with the
+//     same destination and size (the last may be shorter; up to 64
+//     datagrams and 65507 bytes, each within the interface MTU) as one
+//     super-datagram with a UDP_SEGMENT control message, which the kernel
+//     cuts into the original datagrams. If the kernel refuses such a send
+//     (EIO: no checksum offload on the device; EINVAL, EMSGSIZE), GSO is
+//     turned off for the Conn and the datagrams are sent without it.
+//   - UDP_GRO: the kernel may return many datagrams of one sender in one
+//     read (on lo and veth: exactly the super-datagrams GSO sent; on NICs:
+//     what the driver's GRO merged). ReadBatch reads into 16 buffers of
+//     64 KiB of its own and copies the datagrams out, split at the segment
+//     size the kernel reports, into the caller's Datagrams, one datagram
+//     per entry as without GRO; what does not fit is returned by the next
+//     ReadBatch without a system call. If setsockopt(UDP_GRO) fails, the
+//     Conn reads without it.
+//
+// On loopback this moves about 15 times more 1400-byte datagrams per CPU
+// second than sendmmsg/recvmmsg alone (BenchmarkWriteReadBatch,
+// BenchmarkPipelined). A receiving socket without UDP_GRO (another
+// program, an OpenPGM peer) still gets separate datagrams: the kernel
+// segments for it.
 //
 // Other systems: one datagram per ReadBatch or WriteBatch call, with
 // net.UDPConn.ReadMsgUDPAddrPort and WriteToUDPAddrPort; reading allocates

@@ -174,14 +174,34 @@ func TestOpenPGMPeerOnSameHost(t *testing.T) {
 	}
 }
 
-// benchConns opens a source and a receiver on lo.
-func benchConns(b *testing.B) (src, r *Conn, g netip.AddrPort) {
+// benchConns opens a source and a receiver on lo, with GSO (source) and
+// GRO (receiver) on or off.
+func benchConns(b *testing.B, gso, gro bool) (src, r *Conn, g netip.AddrPort) {
 	needNetns(b)
 	g = netip.AddrPortFrom(group1, randPort())
-	cfg := Config{Group: g, Interface: ifaceByName(b, "lo"), Loopback: true}
+	cfg := Config{Group: g, Interface: ifaceByName(b, "lo"), Loopback: true, NoGSO: !gso, NoGRO: !gro}
 	r = openReceiver(b, cfg)
 	src = openSource(b, cfg)
+	if sg, _ := src.Offload(); sg != gso {
+		b.Fatalf("GSO %v, want %v", sg, gso)
+	}
+	if _, rg := r.Offload(); rg != gro {
+		b.Fatalf("GRO %v, want %v", rg, gro)
+	}
 	return src, r, g
+}
+
+// benchModes are the I/O paths the benchmarks compare: sendmmsg/recvmmsg
+// with GSO and GRO (the default), with GSO only (the kernel segments for
+// the receiving socket), without offload, and one datagram per call.
+var benchModes = []struct {
+	name          string
+	gso, gro, gen bool
+}{
+	{"gso-gro", true, true, false},
+	{"gso", true, false, false},
+	{"mmsg", false, false, false},
+	{"generic", false, false, true},
 }
 
 const benchBatch, benchSize = 64, 1400
@@ -190,10 +210,10 @@ const benchBatch, benchSize = 64, 1400
 // group and reads them back, in one goroutine: the cost of both system calls
 // per packet. pkts/s counts packets moved (each written once and read once).
 func BenchmarkWriteReadBatch(b *testing.B) {
-	for _, mode := range []string{"mmsg", "generic"} {
-		b.Run(mode, func(b *testing.B) {
-			src, r, g := benchConns(b)
-			if mode == "generic" {
+	for _, mode := range benchModes {
+		b.Run(mode.name, func(b *testing.B) {
+			src, r, g := benchConns(b, mode.gso, mode.gro)
+			if mode.gen {
 				generic(src)
 				generic(r)
 			}
@@ -229,7 +249,7 @@ func BenchmarkWriteReadBatch(b *testing.B) {
 // messages, OOB buffers, destination addresses and ControlMessage: what the
 // Linux path replaces.
 func BenchmarkXNetBatch(b *testing.B) {
-	src, r, g := benchConns(b)
+	src, r, g := benchConns(b, false, false)
 	watchdog := time.AfterFunc(time.Minute, func() { r.Close() })
 	defer watchdog.Stop()
 	wp, rp := ipv4.NewPacketConn(src.send), ipv4.NewPacketConn(r.recv)
@@ -271,12 +291,18 @@ func BenchmarkXNetBatch(b *testing.B) {
 	b.ReportMetric(float64(benchBatch*b.N)/b.Elapsed().Seconds(), "pkts/s")
 }
 
-// BenchmarkPipelined has a writer goroutine send batches as fast as it can
+// BenchmarkPipelined (per I/O path) has a writer goroutine send batches as fast as it can
 // while a reader goroutine reads: sent and received packets per second, and
 // the loss when the reader falls behind (it is a blaster, not a rate-limited
 // PGM source).
 func BenchmarkPipelined(b *testing.B) {
-	src, r, g := benchConns(b)
+	for _, mode := range benchModes[:3] {
+		b.Run(mode.name, func(b *testing.B) { benchPipelined(b, mode.gso, mode.gro) })
+	}
+}
+
+func benchPipelined(b *testing.B, gso, gro bool) {
+	src, r, g := benchConns(b, gso, gro)
 	wds := make([]Datagram, benchBatch)
 	for i := range wds {
 		wds[i] = Datagram{Buf: make([]byte, benchSize), N: benchSize, Addr: g}

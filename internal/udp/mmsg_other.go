@@ -10,5 +10,10 @@ type mmsg struct{}
 
 func newMmsg(*net.UDPConn) *mmsg { return nil }
 
+// No offloads either.
+func (*mmsg) enableGSO(int, bool) bool { return false }
+func (*mmsg) enableGRO() bool          { return false }
+func (*mmsg) disableGRO()              {}
+
 func (c *Conn) readMmsg(ds []Datagram) (int, error)  { return c.readGeneric(ds) }
 func (c *Conn) writeMmsg(ds []Datagram) (int, error) { return c.writeGeneric(ds) }
