@@ -48,6 +48,8 @@ type source struct {
 
 	prev, successor *source // restart chain: successor waits for prev
 	restartOf       wire.TSI
+
+	fec *rxFEC // nil until an SPM announces FEC
 }
 
 type slotState uint8
@@ -66,10 +68,17 @@ type slot struct {
 	fragOff   uint32
 	fragLen   uint32
 	data      []byte // payload copy; capacity reused
+	held      bool   // a NAK was held back once for pro-active parity
 }
 
 func (sl *slot) reset() {
-	sl.state, sl.reason, sl.frag = slotMissing, 0, false
+	sl.state, sl.reason, sl.frag, sl.held = slotMissing, 0, false, false
+}
+
+// padding reports whether the slot, number q, holds a FEC padding TPDU:
+// empty, with OPT_FRAGMENT {First: q, Offset: 0, Length: 1} (FECConfig).
+func (sl *slot) padding(q uint64) bool {
+	return sl.frag && len(sl.data) == 0 && sl.fragFirst == q && sl.fragOff == 0 && sl.fragLen == 1
 }
 
 // start defines the window at the first packet: q is the first number we
