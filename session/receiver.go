@@ -58,8 +58,8 @@ type ReceiverConfig struct {
 	// FECWindow is how many sequence numbers, ending at the newest, the
 	// FEC decoder of a source holds groups for; older groups are no longer
 	// decoded. It should cover a NAK round trip at the source's packet
-	// rate. Default 1024. Memory per FEC source is about FECWindow ×
-	// (FECMaxTSDU+14) bytes.
+	// rate. Default 4096. Memory per FEC source is about FECWindow ×
+	// (FECMaxTSDU+14) bytes (6 MB by default).
 	FECWindow int
 }
 
@@ -86,7 +86,7 @@ func (c *ReceiverConfig) setDefaults() {
 		c.FECMaxTSDU = 1500 - 28 - wire.HeaderLen - wire.DataHeaderLen
 	}
 	if c.FECWindow <= 0 {
-		c.FECWindow = 1024
+		c.FECWindow = 4096
 	}
 }
 

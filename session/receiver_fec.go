@@ -21,19 +21,29 @@ import (
 // decode too.
 //
 // NAKs change in two ways:
-//   - With pro-active parity, the first NAK of a sequence number whose
+//   - The first NAK of a sequence number whose group FEC may still repair
+//     without it is held back once: with pro-active parity, while the
 //     group is not yet followed by later data (the lead is inside it or at
-//     its end) is held back once: the group's parity is on its way and
-//     usually repairs it. The NAK tracker, which believes it NAKed, NAKs
-//     again after NAKRepeat (one of its retries is spent).
+//     its end: its parity is on its way); with on-demand parity, while the
+//     group is incomplete (a parity NAK can follow once it is). The NAK
+//     tracker, which believes it NAKed, NAKs again after NAKRepeat (one of
+//     its retries is spent).
 //   - With on-demand parity, sequence numbers of a group that is complete
 //     (its last number not beyond the lead) are NAKed with one parity NAK
 //     per group, Seq tg_sqn|(n-1), n = Decoder.Need: n fresh parity packets
 //     repair any n losses of the group, which spares the source one repair
 //     per receiver and loss. The others (the lead's incomplete group, a
 //     group the decoder no longer holds or could not decode) are NAKed
-//     selectively. A parity NCF (OPT_PARITY) confirms the NAK for every
-//     number of its group.
+//     selectively, and so is a number after fecParityRounds parity NAKs. A
+//     parity NCF (OPT_PARITY) confirms the NAK for every number of its
+//     group.
+//
+// fecParityRounds is how many times a number is NAKed with parity NAKs
+// before it is NAKed selectively: parity can run out (a group has at most
+// Code.MaxParity distinct parity packets, and the source repeats them once
+// they are used up) or be refused (the group left the source's window).
+const fecParityRounds = 3
+
 type rxFEC struct {
 	dec       *fec.Decoder
 	k         uint32
@@ -168,20 +178,25 @@ func (r *Receiver) fecNAKs(s *source, naks []uint64) []uint64 {
 	r.pnak = r.pnak[:0]
 	lastTG := ^uint64(0)
 	for _, q := range naks {
-		tg := q &^ (k - 1)
-		if f.proactive && s.lead < tg+k && q >= s.head && q <= s.lead {
-			if sl := s.slot(q); !sl.held {
-				sl.held = true
-				continue
-			}
+		if q < s.head || q > s.lead {
+			keep = append(keep, q)
+			continue
 		}
-		if f.onDemand && tg+k-1 <= s.lead {
+		tg := q &^ (k - 1)
+		sl := s.slot(q)
+		if !sl.held && (f.proactive && s.lead < tg+k || f.onDemand && s.lead < tg+k-1) {
+			sl.held = true
+			continue
+		}
+		if f.onDemand && tg+k-1 <= s.lead && sl.pnaks < fecParityRounds {
 			if tg == lastTG {
+				sl.pnaks++
 				continue // this group's parity NAK is built already
 			}
 			if need := f.dec.Need(uint32(tg)); need > 0 && need <= maxPar {
 				r.pnak = append(r.pnak, uint32(tg)|uint32(need-1))
 				lastTG = tg
+				sl.pnaks++
 				continue
 			}
 		}

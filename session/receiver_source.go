@@ -68,11 +68,12 @@ type slot struct {
 	fragOff   uint32
 	fragLen   uint32
 	data      []byte // payload copy; capacity reused
-	held      bool   // a NAK was held back once for pro-active parity
+	held      bool   // a NAK was held back once for FEC
+	pnaks     uint8  // parity NAK rounds that named this number
 }
 
 func (sl *slot) reset() {
-	sl.state, sl.reason, sl.frag, sl.held = slotMissing, 0, false, false
+	sl.state, sl.reason, sl.frag, sl.held, sl.pnaks = slotMissing, 0, false, false, 0
 }
 
 // padding reports whether the slot, number q, holds a FEC padding TPDU:
