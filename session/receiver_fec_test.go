@@ -249,3 +249,83 @@ func TestReceiverFECAllocs(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// BenchmarkFECLoss5: the CPU cost per message of both cores together (a
+// Sender feeding a Receiver, NAKs and repairs included) at 5% random loss
+// of data packets, parity and repairs included, without FEC and with FEC.
+func BenchmarkFECLoss5(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		fc   FECConfig
+	}{
+		{"off", FECConfig{}},
+		{"proactive16:2", FECConfig{GroupSize: 16, Proactive: 2}},
+		{"ondemand32", FECConfig{GroupSize: 32, OnDemand: true}},
+		{"both16:2", FECConfig{GroupSize: 16, Proactive: 2, OnDemand: true}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := NewReceiver(ReceiverConfig{DPort: testPort, Group: testGroup, Seed: 1})
+			now := time.Unix(1000, 0)
+			s, err := NewSender(SenderConfig{TSI: testTSI, DPort: testPort, Group: testGroup, NLA: testSrc,
+				WindowPackets: 4096, FEC: bc.fc}, now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := uint64(1)
+			lose := func() bool { // xorshift: 5%
+				rng ^= rng << 13
+				rng ^= rng >> 7
+				rng ^= rng << 17
+				return rng%100 < 5
+			}
+			payload := make([]byte, 1000)
+			buf := make([]byte, 0, 1500)
+			var p wire.Packet
+			msgs := 0
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := s.Send(now, payload); err != nil {
+					b.Fatal(err)
+				}
+				if i%64 != 63 {
+					continue
+				}
+				// Every 64 messages: 1 ms passes, packets go both ways.
+				for {
+					out, ok := s.Poll(now, buf[:0])
+					if !ok {
+						break
+					}
+					if wire.Parse(out, &p) != nil {
+						b.Fatal("parse")
+					}
+					if (p.Type == wire.TypeODATA || p.Type == wire.TypeRDATA) && lose() {
+						continue
+					}
+					r.HandlePacket(now, &p, testSrc)
+				}
+				r.Advance(now)
+				r.Deliver(func(e *Event) bool {
+					if e.Kind == EventData {
+						msgs++
+					}
+					return true
+				})
+				for {
+					out, _, ok := r.Poll(buf[:0])
+					if !ok {
+						break
+					}
+					if wire.Parse(out, &p) == nil {
+						s.HandlePacket(now, &p, txPeer)
+					}
+				}
+				now = now.Add(time.Millisecond)
+			}
+			st := s.Stats()
+			b.ReportMetric(float64(st.ODATA+st.RDATA)/float64(max(st.ODATA, 1)), "pkts/orig")
+			b.ReportMetric(float64(r.Stats().NAKPackets)/float64(max(msgs, 1))*1000, "NAKs/kmsg")
+		})
+	}
+}
