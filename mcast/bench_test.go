@@ -17,7 +17,11 @@ type pipe struct {
 	ev mcast.Event
 }
 
-func newPipe(tb testing.TB) *pipe {
+func newPipe(tb testing.TB) *pipe { return newPipeFEC(tb, 0, 0) }
+
+// newPipeFEC is newPipe with FEC groups of k and h pro-active parity
+// packets (k = 0: off).
+func newPipeFEC(tb testing.TB, k, h int) *pipe {
 	nw := mcasttest.NewNetwork(mcasttest.NetworkConfig{QueueLen: 1 << 16})
 	rep := nw.Endpoint(netip.MustParseAddr("10.0.1.1"), 0)
 	rep.Join(group)
@@ -28,7 +32,7 @@ func newPipe(tb testing.TB) *pipe {
 		tb.Fatal(err)
 	}
 	s, err := mcast.NewSender(group, &mcast.Config{Transport: nw.Endpoint(netip.MustParseAddr("10.0.0.1"), group.Port()),
-		Rate: -1, Linger: -1, WindowPackets: 1024})
+		Rate: -1, Linger: -1, WindowPackets: 1024, FECGroupSize: k, FECProactive: h})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -58,7 +62,11 @@ func TestAllocsPerMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	p := newPipe(t)
+	t.Run("plain", func(t *testing.T) { testAllocsPerMessage(t, newPipe(t)) })
+	t.Run("fec", func(t *testing.T) { testAllocsPerMessage(t, newPipeFEC(t, 16, 2)) })
+}
+
+func testAllocsPerMessage(t *testing.T, p *pipe) {
 	msg := make([]byte, 1000)
 	for range 2000 {
 		p.roundTrip(t, msg)
@@ -74,6 +82,18 @@ func TestAllocsPerMessage(t *testing.T) {
 // queues: the latency of the whole stack.
 func BenchmarkRoundTrip(b *testing.B) {
 	p := newPipe(b)
+	msg := make([]byte, 1000)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		p.roundTrip(b, msg)
+	}
+}
+
+// BenchmarkRoundTripFEC is BenchmarkRoundTrip with FEC on (groups of 16,
+// 2 pro-active parity packets).
+func BenchmarkRoundTripFEC(b *testing.B) {
+	p := newPipeFEC(b, 16, 2)
 	msg := make([]byte, 1000)
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()

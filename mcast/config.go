@@ -117,6 +117,23 @@ type Config struct {
 	// Passive receivers never NAK: they take what comes.
 	Passive bool
 
+	// FEC (forward error correction: Reed–Solomon parity packets) is a
+	// sender setting, off by default: OpenPGM and ZeroMQ peers do not use
+	// it (theirs is broken on the wire). Receivers need no setting: they
+	// decode whatever parity a sender announces. FECGroupSize is the
+	// transmission group size k, a power of two in 2..128 (0: off);
+	// FECProactive the number of parity packets sent after every k data
+	// packets, repairing up to that many losses per group without a NAK
+	// (at most min(k, 255-k)); FECOnDemand answers receivers' parity NAKs
+	// with fresh parity packets, each repairing a different loss at each
+	// receiver, instead of one retransmission per lost packet. With FEC
+	// on, packets carry 22 bytes less data (MaxPacketPayload), and Close
+	// completes the last group with empty padding packets that receivers
+	// drop. See session.FECConfig.
+	FECGroupSize int
+	FECProactive int
+	FECOnDemand  bool
+
 	// Transport, if set, replaces the UDP sockets. WrapTransport, if set,
 	// wraps whatever transport is used (for example with a loss injector
 	// for testing).

@@ -94,6 +94,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 			SourceExpiry: cmpOr(cfg.SourceExpiry, DefaultSourceExpiry),
 			Passive:      cfg.Passive,
 			Seed:         seed,
+			FECMaxTSDU:   cfg.mtu() - ipOverhead(group.Addr()) - 24, // PGM header + data header
 			NAK: nak.Config{
 				BackoffIvl:  cmpOr(cfg.NAKBackoff, 10*time.Millisecond),
 				RepeatIvl:   cmpOr(cfg.NAKRepeat, 100*time.Millisecond),

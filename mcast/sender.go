@@ -117,6 +117,11 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		Rate:          rate,
 		MaxMessage:    wire.MaxAPDU,
 		AmbientSPM:    cfg.SPMInterval,
+		FEC: session.FECConfig{
+			GroupSize: cfg.FECGroupSize,
+			Proactive: cfg.FECProactive,
+			OnDemand:  cfg.FECOnDemand,
+		},
 	}, now)
 	if err != nil {
 		tr.Close()

@@ -107,6 +107,18 @@ type stackConfig struct {
 	net                          mcasttest.NetworkConfig
 	cfg                          mcast.Config
 	wantComplete                 bool
+	// rxCfg, if set, adjusts receiver i's Config; drop, if set, gives
+	// receiver i's endpoint a drop function.
+	rxCfg func(i int, c *mcast.Config)
+	drop  func(i int) func(mcasttest.Datagram) bool
+	// out, if set, receives the final stats and streams.
+	out *stackResult
+}
+
+type stackResult struct {
+	senders   []mcast.SenderStats
+	receivers []mcast.ReceiverStats
+	streams   []*streamCheck // of every receiver and source
 }
 
 // runStack sends messages from each source to every receiver over an
@@ -126,8 +138,14 @@ func runStack(t *testing.T, sc stackConfig) {
 			imp := sc.impair
 			imp.Seed = uint64(i + 1)
 			ep.SetImpairment(imp)
+			if sc.drop != nil {
+				ep.SetDrop(sc.drop(i))
+			}
 			cfg := base
 			cfg.Transport, cfg.Seed = ep, uint64(100+i)
+			if sc.rxCfg != nil {
+				sc.rxCfg(i, &cfg)
+			}
 			r, err := mcast.Listen(group, &cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -168,6 +186,7 @@ func runStack(t *testing.T, sc stackConfig) {
 			}()
 		}
 		done := make(chan error, sc.sources)
+		var snds []*mcast.Sender
 		for s := range sc.sources {
 			ep := nw.Endpoint(netip.AddrFrom4([4]byte{10, 0, 0, byte(s + 1)}), group.Port())
 			cfg := base
@@ -176,6 +195,7 @@ func runStack(t *testing.T, sc stackConfig) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			snds = append(snds, snd)
 			go func() {
 				for i := range sc.messages {
 					if err := snd.Send(context.Background(), makeMsg(byte(s), i)); err != nil {
@@ -200,6 +220,9 @@ func runStack(t *testing.T, sc stackConfig) {
 				t.Fatalf("receiver %d saw %d sources, want %d", i, len(res.streams), sc.sources)
 			}
 			for id, c := range res.streams {
+				if sc.out != nil {
+					sc.out.streams = append(sc.out.streams, c)
+				}
 				t.Logf("receiver %d source %v: %d messages, %d loss events (%d packets)", i, id, c.got, c.losses, c.lost)
 				if sc.wantComplete && (c.got != sc.messages || c.losses != 0) {
 					t.Errorf("receiver %d source %v: got %d of %d messages, %d loss events; first events: %q",
@@ -209,9 +232,20 @@ func runStack(t *testing.T, sc stackConfig) {
 		}
 		for _, r := range rxs {
 			st := r.Stats()
-			t.Logf("receiver stats: NAKs %d in %d packets, NCFs %d, repairs %d, dups %d, lost %d",
-				st.NAKs, st.NAKPackets, st.NCFs, st.Repairs, st.Duplicates, st.Lost)
+			t.Logf("receiver stats: NAKs %d in %d packets (%d parity), NCFs %d, repairs %d, FEC %d, dups %d, lost %d",
+				st.NAKs, st.NAKPackets, st.ParityNAKs, st.NCFs, st.Repairs, st.FECRecovered, st.Duplicates, st.Lost)
 			r.Close()
+			if sc.out != nil {
+				sc.out.receivers = append(sc.out.receivers, r.Stats())
+			}
+		}
+		for _, snd := range snds {
+			st := snd.Stats()
+			t.Logf("sender stats: ODATA %d, RDATA %d (parity %d pro-active, %d on demand), NAKs %d, parity NAKs %d",
+				st.ODATA, st.RDATA, st.ParityProactive, st.ParityOnDemand, st.NAKs, st.ParityNAKs)
+			if sc.out != nil {
+				sc.out.senders = append(sc.out.senders, st)
+			}
 		}
 	})
 }

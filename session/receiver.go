@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/relmcast/relmcast/fec"
 	"github.com/relmcast/relmcast/internal/wire"
 	"github.com/relmcast/relmcast/nak"
 )
@@ -63,6 +64,17 @@ type ReceiverConfig struct {
 	Passive bool
 	// Seed seeds the NAK back-off randomness.
 	Seed uint64
+	// FECMaxTSDU is the longest TSDU a FEC source's originals may have for
+	// this receiver to decode its groups (longer ones are repaired by NAK
+	// only). Default 1448 (MTU 1500, IPv4). FEC needs no other setting:
+	// a source announces it in its SPMs (see FECConfig).
+	FECMaxTSDU int
+	// FECWindow is how many sequence numbers, ending at the newest, the
+	// FEC decoder of a source holds groups for; older groups are no longer
+	// decoded. It should cover a NAK round trip at the source's packet
+	// rate. Default 4096. Memory per FEC source is about FECWindow ×
+	// (FECMaxTSDU+14) bytes (6 MB by default).
+	FECWindow int
 }
 
 // minWindowBytes keeps room for a few of the largest packets.
@@ -90,6 +102,12 @@ func (c *ReceiverConfig) setDefaults() {
 	}
 	if c.SPMRDelay <= 0 {
 		c.SPMRDelay = 25 * time.Millisecond
+	}
+	if c.FECMaxTSDU <= 0 || c.FECMaxTSDU > fec.MaxTSDU {
+		c.FECMaxTSDU = 1500 - 28 - wire.HeaderLen - wire.DataHeaderLen
+	}
+	if c.FECWindow <= 0 {
+		c.FECWindow = 4096
 	}
 }
 
@@ -223,8 +241,13 @@ type ReceiverStats struct {
 	Bytes          uint64 // message bytes delivered
 	Duplicates     uint64 // data already held or delivered
 	Repairs        uint64 // RDATA that filled a hole
-	NAKPackets     uint64 // NAK packets sent
-	NAKs           uint64 // sequence numbers NAKed
+	FECRecovered   uint64 // holes filled by FEC decoding (not counted in Repairs)
+	FECParity      uint64 // parity packets received and used by the decoder
+	FECRejected    uint64 // FEC packets refused or rebuilt invalid (dropped)
+	Padding        uint64 // FEC padding TPDUs dropped (not messages)
+	NAKPackets     uint64 // NAK packets sent, selective and parity
+	NAKs           uint64 // sequence numbers NAKed selectively
+	ParityNAKs     uint64 // transmission groups NAKed with parity NAKs
 	NCFs           uint64 // NCF packets received
 	SPMs           uint64 // SPMs received
 	SPMRs          uint64 // SPMRs sent
@@ -233,7 +256,7 @@ type ReceiverStats struct {
 	Sources        int    // sources tracked now
 	SourcesDropped uint64 // packets of new sources refused: MaxSources confirmed sources
 	SourcesEvicted uint64 // unconfirmed sources evicted for new ones
-	Dropped        uint64 // packets ignored: wrong port, parity, stale, unknown type
+	Dropped        uint64 // packets ignored: wrong port, stale, unknown type, parity without FEC
 }
 
 // Receiver is the sans-IO core of a PGM receiver: all sources on one
@@ -253,8 +276,12 @@ type Receiver struct {
 	stats     ReceiverStats
 	now       time.Time // latest time seen, for tombstone expiry
 
-	naks []uint64
-	lost []nak.Lost
+	naks  []uint64
+	lost  []nak.Lost
+	rec   []fec.Recovered                 // FEC decoder output
+	pnak  []uint32                        // parity NAK entries being built
+	codes [fec.MaxGroupSize + 1]*fec.Code // shared per group size
+
 	apdu []byte // reassembly buffer
 	ev   Event  // the event handed to Deliver's callback (reused: no allocation)
 }
@@ -300,7 +327,7 @@ func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) 
 		return
 	}
 	if p.Options&wire.OptParity != 0 {
-		r.stats.Dropped++ // FEC is not supported yet: ignore parity
+		r.onParity(now, p) // never into the receive window: see receiver_fec.go
 		return
 	}
 	tsi := p.TSI()
@@ -451,14 +478,38 @@ func (r *Receiver) onData(now time.Time, s *source, p *wire.Packet) {
 	if !s.started {
 		r.join(s, p.Seq, p.Trail)
 	}
-	seq := s.ext(p.Seq)
+	how := byODATA
+	if p.Type == wire.TypeRDATA {
+		how = byRDATA
+	}
+	if r.insert(now, s, p.Seq, p.Payload, p.HasFragment, p.Fragment, how) {
+		if t := s.ext(p.Trail); t <= s.ext(p.Seq) { // a trail past the packet itself is bogus
+			r.onTrail(s, t)
+		}
+	}
+	if s.fec != nil {
+		r.fecOriginal(now, s, p)
+	}
+}
+
+// How a data packet came.
+const (
+	byODATA = iota
+	byRDATA
+	byFEC
+)
+
+// insert puts data packet q into the receive window, and reports whether
+// it was new.
+func (r *Receiver) insert(now time.Time, s *source, q uint32, payload []byte, hasFrag bool, f wire.Fragment, how int) bool {
+	seq := s.ext(q)
 	if s.closing && seq > s.lead {
 		r.stats.Dropped++ // the session is closing; nothing new is taken
-		return
+		return false
 	}
 	if seq < s.head {
 		r.stats.Duplicates++
-		return
+		return false
 	}
 	if seq > s.lead {
 		r.extend(now, s, seq, true)
@@ -466,28 +517,29 @@ func (r *Receiver) onData(now time.Time, s *source, p *wire.Packet) {
 	sl := s.slot(seq)
 	if sl.state == slotHave {
 		r.stats.Duplicates++
-		return
+		return false
 	}
-	if p.Type == wire.TypeRDATA || sl.state == slotLost {
+	switch {
+	case how == byFEC:
+		r.stats.FECRecovered++
+	case how == byRDATA || sl.state == slotLost:
 		r.stats.Repairs++
 	}
 	sl.state = slotHave
 	c := cap(sl.data)
-	sl.data = append(sl.data[:0], p.Payload...)
+	sl.data = append(sl.data[:0], payload...)
 	s.mem += cap(sl.data) - c
-	sl.frag = p.HasFragment
-	if p.HasFragment {
-		sl.fragFirst = s.ext(p.Fragment.First)
-		sl.fragOff = p.Fragment.Offset
-		sl.fragLen = p.Fragment.Length
+	sl.frag = hasFrag
+	if hasFrag {
+		sl.fragFirst = s.ext(f.First)
+		sl.fragOff = f.Offset
+		sl.fragLen = f.Length
 	}
 	s.nak.Repaired(seq)
-	if t := s.ext(p.Trail); t <= seq { // a trail past the packet itself is bogus
-		r.onTrail(s, t)
-	}
 	if s.mem > s.budget {
 		s.trim()
 	}
+	return true
 }
 
 func (r *Receiver) onSPM(now time.Time, s *source, p *wire.Packet) {
@@ -498,6 +550,7 @@ func (r *Receiver) onSPM(now time.Time, s *source, p *wire.Packet) {
 	}
 	s.haveSPM, s.spmSeq = true, p.Seq
 	s.spmrAt = time.Time{}
+	r.fecSPM(s, p)
 	if p.PathNLA.IsValid() && !p.PathNLA.IsUnspecified() {
 		s.nla = p.PathNLA
 	}
@@ -629,7 +682,7 @@ func (r *Receiver) Advance(now time.Time) {
 			s.markLost(l.First, l.Last, LossRetriesExhausted)
 		}
 		if len(r.naks) > 0 && !r.cfg.Passive {
-			r.sendNAKs(s, r.naks)
+			r.sendNAKs(s, r.fecNAKs(s, r.naks))
 		}
 		r.maybeFinish(s)
 	}
@@ -826,9 +879,15 @@ func (r *Receiver) deliverSource(s *source, fn func(*Event) bool) bool {
 func (r *Receiver) nextEvent(s *source, ev *Event) (adv uint64, ok bool) {
 	// Fragments at the head of a message that began before we joined are
 	// not ours to deliver, nor a loss: drop them silently.
+	// FEC padding TPDUs (see FECConfig) are not messages either.
 	for s.skipN == 0 && s.head <= s.lead {
 		sl := s.slot(s.head)
-		if sl.state != slotHave || !sl.frag || sl.fragFirst >= s.joined || s.delivered {
+		if sl.state != slotHave || !sl.frag {
+			break
+		}
+		if sl.padding(s.head) {
+			r.stats.Padding++
+		} else if sl.fragFirst >= s.joined || s.delivered {
 			break
 		}
 		s.consume(1)

@@ -65,6 +65,8 @@ type source struct {
 
 	prev, successor *source // restart chain: successor waits for prev
 	restartOf       wire.TSI
+
+	fec *rxFEC // nil until an SPM announces FEC
 }
 
 type slotState uint8
@@ -83,10 +85,18 @@ type slot struct {
 	fragOff   uint32
 	fragLen   uint32
 	data      []byte // payload copy; capacity reused
+	held      bool   // a NAK was held back once for FEC
+	pnaks     uint8  // parity NAK rounds that named this number
 }
 
 func (sl *slot) reset() {
-	sl.state, sl.reason, sl.frag = slotMissing, 0, false
+	sl.state, sl.reason, sl.frag, sl.held, sl.pnaks = slotMissing, 0, false, false, 0
+}
+
+// padding reports whether the slot, number q, holds a FEC padding TPDU:
+// empty, with OPT_FRAGMENT {First: q, Offset: 0, Length: 1} (FECConfig).
+func (sl *slot) padding(q uint64) bool {
+	return sl.frag && len(sl.data) == 0 && sl.fragFirst == q && sl.fragOff == 0 && sl.fragLen == 1
 }
 
 // start defines the window at the first packet: q is the first number we

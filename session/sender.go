@@ -140,7 +140,12 @@ type SenderConfig struct {
 	// rather than exceed it. Must hold a MaxMessage message.
 	MaxQueued int
 	// FirstSeq is the first data sequence number (OpenPGM starts at 0).
+	// With FEC on it must be a multiple of FEC.GroupSize.
 	FirstSeq uint32
+
+	// FEC turns on forward error correction (parity packets); off by
+	// default. See FECConfig.
+	FEC FECConfig
 }
 
 func (c *SenderConfig) setDefaults() {
@@ -222,7 +227,10 @@ func (c *SenderConfig) validate() error {
 			return bad("Heartbeat[%d] %v is not positive", i, h)
 		}
 	}
-	maxTSDU := c.MaxTPDU - wire.HeaderLen - wire.DataHeaderLen
+	if err := c.FEC.validate(c); err != nil {
+		return err
+	}
+	maxTSDU := c.maxTSDU()
 	if n := txTPDUs(c.MaxMessage, maxTSDU, maxTSDU-wire.FragmentOverhead); n > c.MaxQueued {
 		return bad("MaxQueued %d cannot hold a MaxMessage (%d bytes = %d TPDUs)",
 			c.MaxQueued, c.MaxMessage, n)
@@ -249,7 +257,12 @@ type SenderStats struct {
 	NAKs              uint64         // valid selective NAK packets received
 	NAKSeqs           uint64         // sequence numbers named by them
 	BadNAKs           uint64         // NAKs dropped: wrong TSI/ports, source NLA, group NLA or list
-	ParityNAKs        uint64         // parity NAKs, ignored (no FEC)
+	ParityNAKs        uint64         // valid parity NAK packets received (see FECConfig)
+	ParityNAKsIgnored uint64         // parity requests not answered: on-demand parity off, or group no longer whole
+	ParityEliminated  uint64         // parity requests covered by parity already queued or just sent
+	ParityProactive   uint64         // pro-active parity packets sent (counted in RDATA too)
+	ParityOnDemand    uint64         // on-demand parity packets sent (counted in RDATA too)
+	Padding           uint64         // empty padding TPDUs queued at Close to complete the last group
 	NNAKs             uint64         // NNAKs (counted only)
 	NAKsEliminated    uint64         // sqns already queued for repair or repaired within NAKElim
 	NAKsOutsideWindow uint64         // sqns not in the window (gone already, or not yet sent)
@@ -279,11 +292,19 @@ type txSlot struct {
 	repairedAt int64  // last RDATA, ns since base
 	tsdu       int32  // payload length
 	flags      uint8
+
+	// FEC state of the transmission group that starts at this slot
+	// (meaningful on a group's first slot only; see sender_fec.go).
+	parNext  uint16 // next fresh parity index h to send (mod MaxParity)
+	parPend  uint16 // parity packets of the group queued, not yet sent
+	parRound uint16 // parity packets queued in the current elimination round
+	parAt    int64  // when the group's last parity packet was sent
 }
 
 // txNCF is a pending NCF: the sqn and list of the NAK it answers.
 type txNCF struct {
 	seq  uint32
+	opts uint8 // wire.OptParity for an NCF answering a parity NAK
 	n    uint8
 	list [wire.MaxNAKList]uint32
 }
@@ -344,6 +365,8 @@ type Sender struct {
 	hbAt        int64
 	ambientAt   int64
 
+	fec *txFEC // nil: FEC off
+
 	stats SenderStats
 }
 
@@ -354,7 +377,7 @@ func NewSender(cfg SenderConfig, now time.Time) (*Sender, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	maxTSDU := cfg.MaxTPDU - wire.HeaderLen - wire.DataHeaderLen
+	maxTSDU := cfg.maxTSDU()
 	s := &Sender{
 		cfg:        cfg,
 		nla:        cfg.NLA.Unmap().WithZone(""),
@@ -365,7 +388,7 @@ func NewSender(cfg SenderConfig, now time.Time) (*Sender, error) {
 		nakElim:    max(int64(cfg.NAKElim), 0),
 		ambient:    int64(cfg.AmbientSPM),
 		base:       now,
-		maxSlots:   txPow2(cfg.WindowPackets + cfg.MaxQueued),
+		maxSlots:   txPow2(cfg.WindowPackets + cfg.MaxQueued + cfg.FEC.GroupSize),
 		trail:      cfg.FirstSeq,
 		nextSend:   cfg.FirstSeq,
 		nextSeq:    cfg.FirstSeq,
@@ -375,6 +398,9 @@ func NewSender(cfg SenderConfig, now time.Time) (*Sender, error) {
 		ambientAt:  int64(cfg.AmbientSPM),
 	}
 	s.slots = make([]txSlot, min(64, s.maxSlots))
+	if cfg.FEC.GroupSize > 0 {
+		s.fec = newTxFEC(&cfg)
+	}
 	return s, nil
 }
 
@@ -397,7 +423,8 @@ func txPow2(n int) int {
 }
 
 // MaxTSDU is the largest payload of a single-TPDU message (no options):
-// MaxTPDU-16-8. Longer messages are fragmented.
+// MaxTPDU-16-8, and 22 bytes less with FEC on (see FECConfig). Longer
+// messages are fragmented.
 func (s *Sender) MaxTSDU() int { return s.maxTSDU }
 
 // MaxFragment is the payload of each fragment but the last of a
@@ -499,6 +526,7 @@ func (s *Sender) enqueue(payload []byte, frag bool, f wire.Fragment, last bool) 
 	sl.buf = txAppendODATA(buf, &s.cfg, s.nextSeq, frag, f, payload)
 	sl.tsdu = int32(len(payload))
 	sl.flags = 0
+	sl.parNext, sl.parPend, sl.parRound = 0, 0, 0
 	if last {
 		sl.flags = txLast
 	}
@@ -554,8 +582,9 @@ func (s *Sender) expire(t int64) {
 // HandlePacket processes a packet addressed to the source: a selective NAK
 // (answered by one NCF, and RDATA for what the window still holds), an
 // NNAK (counted) or an SPMR (answered by an SPM, coalesced). Parity NAKs
-// are counted and ignored: we have no FEC, and OpenPGM likewise rejects
-// them unless on-demand parity is on. from is only kept for statistics.
+// are answered with fresh parity when on-demand parity is on, and counted
+// and ignored otherwise, as OpenPGM does (see FECConfig). from is only
+// kept for statistics.
 //
 // Validation follows OpenPGM: the GSI must be ours, p.DPort our TSI port
 // and p.SPort our DPort; a NAK must name NLA as source and Group as group.
@@ -606,7 +635,7 @@ func (s *Sender) onNAK(t int64, p *wire.Packet, from netip.AddrPort) {
 		return
 	}
 	if p.Options&wire.OptParity != 0 {
-		s.stats.ParityNAKs++
+		s.onParityNAK(t, p)
 		return
 	}
 	s.stats.NAKs++
@@ -615,19 +644,25 @@ func (s *Sender) onNAK(t int64, p *wire.Packet, from netip.AddrPort) {
 	// are routine with OpenPGM receivers: after each NAK list they send a
 	// single NAK for the list's first sqn as well (a slip in its
 	// nak_rb_state, not RFC 3208 behaviour), which nakSeq eliminates.
-	if s.ncfLen == len(s.ncf) {
-		s.stats.NCFsDropped++
-	} else {
-		e := &s.ncf[(s.ncfHead+s.ncfLen)%len(s.ncf)]
-		s.ncfLen++
-		e.seq = p.Seq
-		e.n = uint8(p.NAKListLen)
-		copy(e.list[:], p.NAKList[:p.NAKListLen])
-	}
+	s.queueNCF(p, 0)
 	s.nakSeq(t, p.Seq, from)
 	for _, q := range p.NAKList[:p.NAKListLen] {
 		s.nakSeq(t, q, from)
 	}
+}
+
+// queueNCF queues the NCF that answers the NAK p, with options opts.
+func (s *Sender) queueNCF(p *wire.Packet, opts uint8) {
+	if s.ncfLen == len(s.ncf) {
+		s.stats.NCFsDropped++
+		return
+	}
+	e := &s.ncf[(s.ncfHead+s.ncfLen)%len(s.ncf)]
+	s.ncfLen++
+	e.seq = p.Seq
+	e.opts = opts
+	e.n = uint8(p.NAKListLen)
+	copy(e.list[:], p.NAKList[:p.NAKListLen])
 }
 
 // nakSeq queues a repair of q unless it is outside the window, already
@@ -710,6 +745,9 @@ func (s *Sender) peekRepair() (uint32, bool) {
 // learns the final lead and NAKs the tail. OpenPGM sends only the three.
 func (s *Sender) Close(now time.Time) {
 	s.tick(now)
+	if !s.closed && s.fec != nil {
+		s.padGroup()
+	}
 	s.closed = true
 }
 
@@ -734,7 +772,7 @@ func (s *Sender) Stats() SenderStats {
 
 // finDue reports that the FIN SPMs may start: closed and all ODATA sent.
 func (s *Sender) finDue() bool {
-	return s.closed && !s.finStarted && s.nextSend == s.nextSeq
+	return s.closed && !s.finStarted && s.nextSend == s.nextSeq && (s.fec == nil || s.fec.qLen == 0)
 }
 
 // spmAt is when the next SPM is due (math.MinInt64: now; math.MaxInt64:
@@ -803,6 +841,11 @@ func (s *Sender) Poll(now time.Time, buf []byte) (pkt []byte, ok bool) {
 		s.restartHeartbeat(t)
 		return buf, true
 	}
+	if s.fec != nil {
+		if out, ok, blocked := s.pollParity(t, buf); ok || blocked {
+			return out, ok
+		}
+	}
 	if s.nextSend != s.nextSeq {
 		sl := s.slot(s.nextSend)
 		if !s.bucket.take(t, len(sl.buf)+s.cfg.IPOverhead) {
@@ -823,6 +866,9 @@ func (s *Sender) Poll(now time.Time, buf []byte) (pkt []byte, ok bool) {
 		wire.SetTrail(buf[start:], s.trail)
 		s.stats.ODATA++
 		s.stats.ODATABytes += uint64(len(sl.buf))
+		if s.fec != nil {
+			s.fecSent(s.nextSend-1, sl)
+		}
 		if sl.flags&txLast != 0 {
 			s.stats.Messages++
 			s.stats.MessageBytes += uint64(s.messageLen(sl))
@@ -860,6 +906,7 @@ func (s *Sender) pollNCF(buf []byte) []byte {
 		DPort:      s.cfg.DPort,
 		Type:       wire.TypeNCF,
 		GSI:        s.cfg.TSI.GSI,
+		Options:    e.opts,
 		Seq:        e.seq,
 		SourceNLA:  s.nla,
 		GroupNLA:   s.group,
@@ -912,6 +959,14 @@ func (s *Sender) pollSPM(t int64, buf []byte) []byte {
 		PathNLA: s.nla,
 		FIN:     fin,
 	}
+	if s.fec != nil {
+		p.HasParityPrm = true
+		p.ParityPrm = wire.ParityPrm{
+			Proactive: s.cfg.FEC.Proactive > 0,
+			OnDemand:  s.cfg.FEC.OnDemand,
+			GroupSize: uint32(s.cfg.FEC.GroupSize),
+		}
+	}
 	s.spmSeq++
 	s.stats.SPM++
 	return s.appendPacket(buf, &p)
@@ -941,6 +996,8 @@ func (s *Sender) NextDeadline() time.Time {
 	at = min(at, s.spmAt())
 	if q, ok := s.peekRepair(); ok && !s.odataFirst() {
 		at = min(at, s.bucket.readyAt(s.now, len(s.slot(q).buf)+s.cfg.IPOverhead))
+	} else if n, ok := s.parityNext(); ok {
+		at = min(at, s.bucket.readyAt(s.now, n+s.cfg.IPOverhead))
 	} else if s.nextSend != s.nextSeq {
 		at = min(at, s.bucket.readyAt(s.now, len(s.slot(s.nextSend).buf)+s.cfg.IPOverhead))
 	}

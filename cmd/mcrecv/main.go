@@ -498,6 +498,10 @@ func (a *app) summary(st mcast.ReceiverStats) {
 		a.msgs, a.bytes, cli.RoundDuration(elapsed),
 		cli.PerSecond(float64(a.msgs), secs), cli.PerSecond(float64(a.bytes)/1e6, secs),
 		a.lossEvents, a.lost, st.NAKPackets, st.Repairs, a.sources)
+	if st.FECParity > 0 || st.FECRecovered > 0 {
+		fmt.Fprintf(a.stderr, "mcrecv: FEC: %d packets rebuilt from %d parity packets, %d parity NAKs sent\n",
+			st.FECRecovered, st.FECParity, st.ParityNAKs)
+	}
 	if a.o.verify {
 		a.v.summary()
 	}

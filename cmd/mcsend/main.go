@@ -15,6 +15,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -127,6 +129,8 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 		linger = &cli.DurationFlag{D: mcast.DefaultLinger}
 		size   = fs.Int("size", 0, "cut stdin into records of `N` bytes; with --count, the size of each generated message (default 1000 with --count)")
 		count  = fs.Uint64("count", 0, "send `N` generated numbered messages instead of reading stdin")
+		fecArg = fs.String("fec", "", "forward error correction: groups of `K:H` (K a power of two in 2..128, H pro-active parity packets after each group, 0..min(K,255-K)); receivers need no flag; our receivers only (default off)")
+		fecOD  = fs.Bool("fec-ondemand", false, "with --fec: answer receivers' parity NAKs with fresh parity packets")
 	)
 	fs.Var(&group, "group", "multicast group `ADDR:PORT`, IPv4 or IPv6 ([ff02::1:3%v0]:7500: the zone names the interface)")
 	fs.StringVar(&o.ifname, "iface", "", "`NAME` of the interface to send on, e.g. lo or eth0 (default: the first up multicast interface)")
@@ -181,6 +185,18 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 		}
 		o.size = *size
 	}
+	if set["fec"] || *fecOD {
+		k, h, err := parseFEC(*fecArg)
+		switch {
+		case !set["fec"]:
+			return nil, cli.Usagef("--fec-ondemand needs --fec K:H (H may be 0)")
+		case err != nil:
+			return nil, cli.Usagef("--fec %q: %v", *fecArg, err)
+		case h == 0 && !*fecOD:
+			return nil, cli.Usagef("--fec %s: no pro-active parity (H is 0) and no --fec-ondemand: FEC would do nothing", *fecArg)
+		}
+		o.cfg.FECGroupSize, o.cfg.FECProactive, o.cfg.FECOnDemand = k, h, *fecOD
+	}
 	if loss.Active() {
 		o.cfg.WrapTransport = func(t mcast.Transport) mcast.Transport { return lossy.Wrap(t, loss) }
 	}
@@ -190,6 +206,21 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	}
 	o.cfg.Interface = ifi
 	return o, nil
+}
+
+// parseFEC parses --fec K:H.
+func parseFEC(s string) (k, h int, err error) {
+	ks, hs, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, 0, errors.New("want K:H, e.g. 16:2")
+	}
+	if k, err = strconv.Atoi(ks); err != nil || k < 2 || k > 128 || k&(k-1) != 0 {
+		return 0, 0, errors.New("K must be a power of two in 2..128")
+	}
+	if h, err = strconv.Atoi(hs); err != nil || h < 0 || h > min(k, 255-k) {
+		return 0, 0, fmt.Errorf("H must be in 0..%d", min(k, 255-k))
+	}
+	return k, h, nil
 }
 
 // counters are shared between the input goroutine and run.
@@ -283,6 +314,10 @@ func run(args []string, e env) int {
 		st.RDATA, st.NAKs)
 	if o.zmq {
 		fmt.Fprintf(e.stderr, "mcsend: zmq: %d ZeroMQ messages in %d PGM messages\n", c.zmq.Load(), st.Messages)
+	}
+	if o.cfg.FECGroupSize > 0 {
+		fmt.Fprintf(e.stderr, "mcsend: FEC groups of %d: %d parity packets (%d pro-active, %d on demand), %d parity NAKs received, %d padding packets\n",
+			o.cfg.FECGroupSize, st.ParityProactive+st.ParityOnDemand, st.ParityProactive, st.ParityOnDemand, st.ParityNAKs, st.Padding)
 	}
 	switch {
 	case inErr != nil:

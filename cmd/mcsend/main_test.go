@@ -53,6 +53,17 @@ func TestParseArgs(t *testing.T) {
 	if o, err = parseArgs([]string{"--size", "7"}, io.Discard); err != nil || o.size != 7 || o.count != 0 {
 		t.Errorf("--size alone: %+v, %v", o, err)
 	}
+	if o, err = parseArgs(strings.Fields("--fec 16:2"), io.Discard); err != nil ||
+		o.cfg.FECGroupSize != 16 || o.cfg.FECProactive != 2 || o.cfg.FECOnDemand {
+		t.Errorf("--fec 16:2: %+v, %v", o.cfg, err)
+	}
+	if o, err = parseArgs(strings.Fields("--fec 32:0 --fec-ondemand"), io.Discard); err != nil ||
+		o.cfg.FECGroupSize != 32 || o.cfg.FECProactive != 0 || !o.cfg.FECOnDemand {
+		t.Errorf("--fec 32:0 --fec-ondemand: %+v, %v", o.cfg, err)
+	}
+	if o, err = parseArgs(nil, io.Discard); err != nil || o.cfg.FECGroupSize != 0 || o.cfg.FECOnDemand {
+		t.Errorf("FEC not off by default: %+v, %v", o.cfg, err)
+	}
 
 	for _, tc := range []struct{ args, hint string }{
 		{"--rate fast", "write e.g. 100M"},
@@ -74,6 +85,11 @@ func TestParseArgs(t *testing.T) {
 		{"--iface nosuch9", "no such interface"},
 		{"--loss 1.5", "more than 1"},
 		{"file.txt", "reads messages from stdin"},
+		{"--fec 16", "want K:H"},
+		{"--fec 12:2", "power of two"},
+		{"--fec 16:17", "0..16"},
+		{"--fec 8:0", "would do nothing"},
+		{"--fec-ondemand", "needs --fec"},
 	} {
 		_, err := parseArgs(strings.Fields(tc.args), io.Discard)
 		var ue *cli.UsageError
