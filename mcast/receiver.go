@@ -104,7 +104,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 			},
 		}),
 	}
-	r.rd = startReader(tr, maxDatagram, cfg.Logger)
+	r.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
 	r.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go r.loop(cfg.mtu())
 	return r, nil

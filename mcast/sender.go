@@ -147,7 +147,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		done:     make(chan struct{}),
 		core:     core,
 	}
-	s.rd = startReader(tr, maxDatagram, cfg.Logger)
+	s.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
 	s.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go s.loop(cfg.mtu())
 	return s, nil

@@ -21,10 +21,15 @@ type rxBatch struct {
 
 const (
 	batchSize = 64 // datagrams per read or write
-	rxBatches = 16 // batches in flight between reader and loop
-	// maxDatagram is the largest datagram read: a PGM packet never
-	// exceeds 64 KiB.
-	maxDatagram = 65535
+	// rxBatches is the number of batches in flight between the reader and
+	// the loop. The reader waits when all are with the loop, and the socket
+	// buffer absorbs the burst, so a few are enough.
+	rxBatches = 4
+	// readSize is the read buffer per datagram. A PGM packet never
+	// exceeds the path MTU: 9216 covers jumbo frames (an OpenPGM sender
+	// with PGM_MTU 9000). Longer datagrams are dropped and counted by the
+	// socket layer. 4 batches of 64 take 2.4 MB per endpoint.
+	readSize = 9216
 )
 
 func newBatch(bufSize int) *rxBatch {
