@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,16 +182,17 @@ func TestOffloadMatrix(t *testing.T) {
 
 // TestGSOStream sends 200 batches of 64 PGM-sized datagrams with GSO to
 // three multicast receivers, two with GRO and one without, each reading in
-// its own goroutine as fast as it can: each sees exactly the datagrams
-// sent, in order.
+// its own goroutine (the sender stays a little ahead of the slowest): each
+// sees exactly the datagrams sent, in order.
 func TestGSOStream(t *testing.T) {
 	needNetns(t)
 	lo := ifaceByName(t, "lo")
 	g := netip.AddrPortFrom(group1, randPort())
+	const rbuf = 16 << 20
 	rs := []*Conn{
-		openReceiver(t, Config{Group: g, Interface: lo}),
-		openReceiver(t, Config{Group: g, Interface: lo}),
-		openReceiver(t, Config{Group: g, Interface: lo, NoGRO: true}),
+		openReceiver(t, Config{Group: g, Interface: lo, ReadBuffer: rbuf}),
+		openReceiver(t, Config{Group: g, Interface: lo, ReadBuffer: rbuf}),
+		openReceiver(t, Config{Group: g, Interface: lo, ReadBuffer: rbuf, NoGRO: true}),
 	}
 	src := openSource(t, Config{Group: g, Interface: lo, Loopback: true})
 	const batches, size = 200, 1448
@@ -200,7 +202,8 @@ func TestGSOStream(t *testing.T) {
 		bad int
 	}
 	results := make(chan result, len(rs))
-	for _, r := range rs {
+	got := make([]atomic.Int64, len(rs)) // datagrams read so far, per receiver
+	for i, r := range rs {
 		go func() {
 			var res result
 			ds := makeDatagrams(64, 2048)
@@ -218,6 +221,7 @@ func TestGSOStream(t *testing.T) {
 					}
 					res.got = append(res.got, binary.BigEndian.Uint32(d.Buf))
 				}
+				got[i].Store(int64(len(res.got)))
 			}
 			results <- res
 		}()
@@ -231,8 +235,18 @@ func TestGSOStream(t *testing.T) {
 			binary.BigEndian.PutUint32(wds[i].Buf, uint32(b*64+i))
 		}
 		write(t, src, wds)
-		if b%16 == 15 {
-			time.Sleep(time.Millisecond) // stay within the socket buffers
+		// Flow control, so that a receiver starved of CPU (a loaded
+		// machine) does not overflow its socket buffer: stay within 2048
+		// datagrams (3 MB) of the slowest, waiting at most testTimeout.
+		sent := int64((b + 1) * 64)
+		for wait := time.Now(); time.Since(wait) < testTimeout; time.Sleep(100 * time.Microsecond) {
+			slowest := sent
+			for i := range got {
+				slowest = min(slowest, got[i].Load())
+			}
+			if sent-slowest <= 2048 {
+				break
+			}
 		}
 	}
 	for i := range rs {

@@ -673,7 +673,9 @@ func (h *harness) smoke() error {
 		check(h.run(Point{Impl: implRaw, Kind: "throughput", Size: 512, Receivers: nr, Rate: 20000}, d, false), false)
 		check(h.run(Point{Impl: implRawGSO, Kind: "throughput", Size: 512, Receivers: nr, Rate: 20000}, d, false), false)
 		if h.pgm != "" {
-			check(h.run(Point{Impl: implOpenPGM, Kind: "throughput", Size: 1400, Receivers: nr, Rate: 20000}, d, false), true)
+			// Slowly: on one host a lost OpenPGM packet is often never
+			// repaired (bench/README.md), so do not make the kernel drop.
+			check(h.run(Point{Impl: implOpenPGM, Kind: "throughput", Size: 1400, Receivers: nr, Rate: 5000}, d, false), true)
 		}
 	}
 	check(h.run(Point{Impl: implRelm, Kind: "latency", Size: 64, Receivers: 1, Rate: 10000}, d, true), true)

@@ -277,7 +277,13 @@ func plot(pts []Point) string {
 	}
 	maxG = niceCeil(maxG)
 	c2 := chart{x0: 690, y0: 40, w: 380, h: 320, xmin: 0, xmax: 5.5, ymin: 0, ymax: maxG}
-	c2.frame(&b, "Goodput vs injected loss", "loss, %", "MB/s")
+	pgmLoss := slices.ContainsFunc(lp, func(a *agg) bool { return a.key.Impl == implOpenPGM })
+	title, footer := "relmcast goodput vs injected loss", "solid: 1 receiver · dashed: 4 receivers · hollow dot: not every message delivered"
+	if pgmLoss {
+		title = "Goodput vs injected loss"
+		footer = "solid: 1 receiver · dashed: 4 receivers · dotted: OpenPGM, 1 receiver · hollow dot: not every message delivered"
+	}
+	c2.frame(&b, title, "loss, %", "MB/s")
 	for _, l := range []float64{0, 1, 5} {
 		c2.xtick(&b, l, strconv.FormatFloat(l, 'g', -1, 64))
 	}
@@ -313,7 +319,7 @@ func plot(pts []Point) string {
 			ly += 18
 		}
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" fill="#444">solid: 1 receiver · dashed: 4 receivers · dotted: OpenPGM, 1 receiver · hollow dot: not every message delivered</text>`+"\n", W/2, H-8)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" fill="#444">%s</text>`+"\n", W/2, H-8, footer)
 	b.WriteString("</svg>\n")
 	return b.String()
 }
