@@ -145,19 +145,10 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.BoolVar(&o.zmq, "zmq", false, "decode ZeroMQ epgm framing: print ZeroMQ messages, frames joined by a space")
 	fs.Var(&loss, "loss", "for testing: drop received packets (data, SPM, NCF, RDATA) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
 	fs.Usage = func() {} // errors are reported by run, help below
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(out, usageHead)
-			cli.PrintFlags(out, fs)
-			return nil, err
-		}
-		return nil, cli.FlagError(fs, err)
+	set, err := cli.Parse(fs, args, out, usageHead, "give the group with --group ADDR:PORT")
+	if err != nil {
+		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, cli.Usagef("unexpected argument %q: give the group with --group ADDR:PORT", fs.Arg(0))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.group = group.AddrPort
 	o.idle, o.timeout = idle.D, timeout.D
 	switch {

@@ -140,19 +140,10 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.Var(&loss, "loss", "for testing: drop packets mcsend receives (NAKs) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
 	fs.BoolVar(&o.zmq, "zmq", false, "publish to ZeroMQ epgm SUB sockets: each message a single-frame ZeroMQ message")
 	fs.Usage = func() {} // errors are reported by run, help below
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			io.WriteString(out, usageHead)
-			cli.PrintFlags(out, fs)
-			return nil, err
-		}
-		return nil, cli.FlagError(fs, err)
+	set, err := cli.Parse(fs, args, out, usageHead, "mcsend reads messages from stdin (mcsend < file) or generates them (--count N)")
+	if err != nil {
+		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, cli.Usagef("unexpected argument %q: mcsend reads messages from stdin (mcsend < file) or generates them (--count N)", fs.Arg(0))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	o.group = group.AddrPort
 	o.cfg.Addr = addr.Addr

@@ -94,3 +94,24 @@ func (d *DurationFlag) String() string {
 	}
 	return d.D.String()
 }
+
+// Parse parses args with fs. On --help it writes head and the flag list to
+// out and returns flag.ErrHelp; a flag error or a stray argument becomes a
+// usage error, strayHint saying what to do instead. It returns the names
+// of the flags given.
+func Parse(fs *flag.FlagSet, args []string, out io.Writer, head, strayHint string) (map[string]bool, error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(out, head)
+			PrintFlags(out, fs)
+			return nil, err
+		}
+		return nil, FlagError(fs, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, Usagef("unexpected argument %q: %s", fs.Arg(0), strayHint)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set, nil
+}
