@@ -1,6 +1,7 @@
 package mcast
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -76,7 +77,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	if q <= 0 {
 		q = DefaultQueue
 	}
-	retries := cmpOr(cfg.NAKRetries, 10)
+	retries := cmp.Or(cfg.NAKRetries, 10)
 	r := &Receiver{
 		group: group,
 		tr:    tr,
@@ -91,14 +92,14 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 			Group:        group.Addr(),
 			Window:       cfg.ReceiveWindow,
 			MaxSources:   cfg.MaxSources,
-			SourceExpiry: cmpOr(cfg.SourceExpiry, DefaultSourceExpiry),
+			SourceExpiry: cmp.Or(cfg.SourceExpiry, DefaultSourceExpiry),
 			Passive:      cfg.Passive,
 			Seed:         seed,
 			FECMaxTSDU:   cfg.mtu() - ipOverhead(group.Addr()) - 24, // PGM header + data header
 			NAK: nak.Config{
-				BackoffIvl:  cmpOr(cfg.NAKBackoff, 10*time.Millisecond),
-				RepeatIvl:   cmpOr(cfg.NAKRepeat, 100*time.Millisecond),
-				RdataIvl:    cmpOr(cfg.NAKDataWait, 200*time.Millisecond),
+				BackoffIvl:  cmp.Or(cfg.NAKBackoff, 10*time.Millisecond),
+				RepeatIvl:   cmp.Or(cfg.NAKRepeat, 100*time.Millisecond),
+				RdataIvl:    cmp.Or(cfg.NAKDataWait, 200*time.Millisecond),
 				NCFRetries:  retries,
 				DataRetries: retries,
 			},
@@ -108,14 +109,6 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	r.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go r.loop(cfg.mtu())
 	return r, nil
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Read waits for the next event and stores it in ev, reusing ev.Data's
@@ -206,14 +199,20 @@ func (r *Receiver) loop(mtu int) {
 	}
 	var pkt wire.Packet
 	group := r.group.Addr()
+	// deadline is the core's next deadline as of the end of the last pass.
+	// Packets handled since may have brought an earlier one; the timer,
+	// reset at the end of every pass, fires for it. NextDeadline looks at
+	// every source, so it is asked once a pass, not twice.
+	var deadline time.Time
 	for {
 		now := time.Now()
-		if d := r.core.NextDeadline(); !d.IsZero() && !now.Before(d) {
+		if !deadline.IsZero() && !now.Before(deadline) {
 			r.core.Advance(now)
 		}
 		r.deliver()
 		r.flush(out)
-		timerReset(timer, now, r.core.NextDeadline())
+		deadline = r.core.NextDeadline()
+		timerReset(timer, now, deadline)
 		select {
 		case <-r.quit:
 			return

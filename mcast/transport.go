@@ -53,8 +53,7 @@ type reader struct {
 	stop chan struct{} // closed by close: stop waiting for a batch
 	done chan struct{}
 
-	errs atomic.Uint64
-	log  *errLog
+	log *errLog
 }
 
 // errLog logs transport errors without flooding: the first, then one in
@@ -107,7 +106,6 @@ func (r *reader) run() {
 			}
 			// Transient errors (ICMP-induced ECONNREFUSED and the like) are
 			// retried; a socket that keeps failing is given up on.
-			r.errs.Add(1)
 			r.log.log(err)
 			if failures++; failures > 100 {
 				return
@@ -174,9 +172,8 @@ var errClosed = &closedError{}
 
 type closedError struct{}
 
-func (*closedError) Error() string        { return "mcast: closed" }
-func (*closedError) Unwrap() error        { return net.ErrClosed }
-func (*closedError) Is(target error) bool { return target == net.ErrClosed }
+func (*closedError) Error() string { return "mcast: closed" }
+func (*closedError) Unwrap() error { return net.ErrClosed }
 
 // ErrClosed is returned by calls on a closed Sender or Receiver; it
 // satisfies errors.Is(err, net.ErrClosed).
