@@ -140,8 +140,12 @@ type Config struct {
 	Transport     Transport
 	WrapTransport func(Transport) Transport
 	// Logger receives diagnostics: socket errors (the first, then one in
-	// a thousand). Nil means silent. Losses and source changes are not
-	// logged: they are events in the Receiver's stream.
+	// a thousand) at Warn; on a Receiver, each source new, gone or
+	// restarted at Info and each loss at Warn (as they are queued for
+	// Read: they are also events in the stream), and each NAK and SPMR
+	// sent at Debug; on a Sender, each NAK received at Debug, and at most
+	// every 10 s at Warn that receivers NAK data no longer in the window,
+	// with the last one's address. Nil means silent.
 	Logger *slog.Logger
 	// Seed seeds the randomness (NAK back-off, TSI), for reproducible
 	// tests. Zero means random.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
@@ -39,6 +40,10 @@ type Receiver struct {
 	once    sync.Once
 	final   ReceiverStats
 	core    *session.Receiver // owned by the loop goroutine
+
+	srcReq chan chan []SourceStats // Sources → loop
+	srcBuf []session.SourceStats   // reused by the loop
+	log    *slog.Logger            // nil: silent
 }
 
 // ReceiverStats are a Receiver's counters.
@@ -105,6 +110,8 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 			},
 		}),
 	}
+	r.srcReq = make(chan chan []SourceStats)
+	r.log = cfg.Logger
 	r.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
 	r.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go r.loop(cfg.mtu())
@@ -234,6 +241,8 @@ func (r *Receiver) loop(mtu int) {
 			r.rd.release(b)
 		case c := <-r.stats:
 			c <- r.snapshot(counts)
+		case c := <-r.srcReq:
+			c <- r.sourceStats()
 		}
 	}
 }
@@ -247,8 +256,12 @@ func (r *Receiver) deliver() {
 			r.blocked = true
 			return false
 		}
-		r.queue[(r.qHead+r.qLen)%len(r.queue)].copyFrom(e)
+		ev := &r.queue[(r.qHead+r.qLen)%len(r.queue)]
+		ev.copyFrom(e)
 		r.qLen++
+		if r.log != nil && ev.Kind != EventData {
+			logEvent(r.log, ev)
+		}
 		return true
 	})
 	added := r.qLen > n
@@ -268,6 +281,7 @@ func (r *Receiver) flush(out []Datagram) {
 				break
 			}
 			out[n].Buf, out[n].N, out[n].Addr = pkt, len(pkt), dst
+			logNAK(r.log, true, pkt, dst)
 			n++
 		}
 		if n == 0 {

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"sync"
@@ -51,6 +52,9 @@ type Sender struct {
 	core      *session.Sender // owned by the loop goroutine
 	closeOnce sync.Once
 	final     SenderStats
+
+	start time.Time    // NewSender: Uptime counts from here
+	log   *slog.Logger // nil: silent
 }
 
 // Queue bounds between Send and the loop: beyond them Send blocks.
@@ -63,6 +67,9 @@ const (
 type SenderStats struct {
 	session.SenderStats
 	Source SourceID
+	// Uptime is the time since NewSender: with the byte and message
+	// counters, the mean rate (see Rate for the rate between snapshots).
+	Uptime time.Duration
 }
 
 // NewSender starts a PGM source on group (address and port; the port is
@@ -146,6 +153,8 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		statsReq: make(chan chan SenderStats),
 		done:     make(chan struct{}),
 		core:     core,
+		start:    now,
+		log:      cfg.Logger,
 	}
 	s.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
 	s.wlog = &errLog{l: cfg.Logger, what: "send failed"}
@@ -285,6 +294,7 @@ func (s *Sender) loop(mtu int) {
 		pkt       wire.Packet
 		closedAt  time.Time // when the core finished FIN; linger from there
 		coreClose bool
+		late      = lateNAKWarn{l: s.log}
 	)
 	for {
 		now := time.Now()
@@ -320,8 +330,13 @@ func (s *Sender) loop(mtu int) {
 					continue
 				}
 				s.core.HandlePacket(now, &pkt, d.Addr)
+				logNAKPacket(s.log, false, &pkt, d.Addr)
 			}
 			s.rd.release(b)
+			if s.log != nil {
+				st := s.core.Stats()
+				late.check(now, &st)
+			}
 		case c := <-s.statsReq:
 			c <- s.stats()
 		}
@@ -379,5 +394,5 @@ func (s *Sender) flush(now time.Time, out []Datagram) {
 }
 
 func (s *Sender) stats() SenderStats {
-	return SenderStats{SenderStats: s.core.Stats(), Source: s.id}
+	return SenderStats{SenderStats: s.core.Stats(), Source: s.id, Uptime: time.Since(s.start)}
 }

@@ -275,6 +275,7 @@ type Receiver struct {
 	out       outQueue
 	stats     ReceiverStats
 	now       time.Time // latest time seen, for tombstone expiry
+	epoch     time.Time // first time seen: the time base of slot.gapAt
 
 	naks  []uint64
 	lost  []nak.Lost
@@ -399,6 +400,7 @@ func (r *Receiver) addSource(now time.Time, tsi wire.TSI, from netip.Addr, spm b
 		budget:    r.cfg.WindowBytes,
 		lastHeard: now,
 	}
+	s.firstHeard = now
 	if !r.cfg.Passive && !spm {
 		s.spmrAt = now.Add(r.cfg.SPMRDelay)
 	}
@@ -509,6 +511,7 @@ func (r *Receiver) insert(now time.Time, s *source, q uint32, payload []byte, ha
 	}
 	if seq < s.head {
 		r.stats.Duplicates++
+		s.st.duplicates++
 		return false
 	}
 	if seq > s.lead {
@@ -517,13 +520,18 @@ func (r *Receiver) insert(now time.Time, s *source, q uint32, payload []byte, ha
 	sl := s.slot(seq)
 	if sl.state == slotHave {
 		r.stats.Duplicates++
+		s.st.duplicates++
 		return false
 	}
 	switch {
 	case how == byFEC:
 		r.stats.FECRecovered++
+		s.st.fecRecovered++
+		r.repaired(now, s, sl)
 	case how == byRDATA || sl.state == slotLost:
 		r.stats.Repairs++
+		s.st.repairs++
+		r.repaired(now, s, sl)
 	}
 	sl.state = slotHave
 	c := cap(sl.data)
@@ -571,6 +579,7 @@ func (r *Receiver) onSPM(now time.Time, s *source, p *wire.Packet) {
 
 func (r *Receiver) onNCF(now time.Time, s *source, p *wire.Packet) {
 	r.stats.NCFs++
+	s.st.ncfs++
 	if !s.started {
 		return
 	}
@@ -614,14 +623,19 @@ func (r *Receiver) extend(now time.Time, s *source, seq uint64, data bool) {
 	}
 	s.grow(seq - s.head + 1)
 	from := max(s.lead+1, s.head)
-	for q := from; q <= seq; q++ {
-		s.slot(q).reset()
-	}
-	s.lead = seq
 	last := seq
 	if data {
 		last = seq - 1
 	}
+	gapAt := r.rel(now)
+	for q := from; q <= seq; q++ {
+		sl := s.slot(q)
+		sl.reset()
+		if q <= last {
+			sl.gapAt = gapAt
+		}
+	}
+	s.lead = seq
 	if from <= last {
 		s.nak.Missing(now, from, last)
 	}
@@ -730,6 +744,8 @@ func (r *Receiver) sendNAKs(s *source, seqs []uint64) {
 		r.out.push(&p, dst)
 		r.stats.NAKPackets++
 		r.stats.NAKs += uint64(n)
+		s.st.nakPackets++
+		s.st.naks += uint64(n)
 		seqs = seqs[n:]
 	}
 }
@@ -857,9 +873,13 @@ func (r *Receiver) deliverSource(s *source, fn func(*Event) bool) bool {
 		case EventData:
 			r.stats.Messages++
 			r.stats.Bytes += uint64(len(ev.Data))
+			s.st.messages++
+			s.st.bytes += uint64(len(ev.Data))
 		case EventLoss:
 			r.stats.LossEvents++
 			r.stats.Lost += ev.Lost
+			s.st.lossEvents++
+			s.st.lost += ev.Lost
 		}
 	}
 	if s.closing && s.drained() {

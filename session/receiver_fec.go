@@ -96,6 +96,7 @@ func (r *Receiver) onParity(now time.Time, p *wire.Packet) {
 	switch p.Type {
 	case wire.TypeNCF:
 		r.stats.NCFs++
+		s.st.ncfs++
 		for i := -1; i < p.NAKListLen; i++ {
 			q := p.Seq
 			if i >= 0 {
@@ -229,6 +230,8 @@ func (r *Receiver) sendParityNAKs(s *source, entries []uint32) {
 		r.out.push(&p, dst)
 		r.stats.NAKPackets++
 		r.stats.ParityNAKs += uint64(n)
+		s.st.nakPackets++
+		s.st.parityNAKs += uint64(n)
 		entries = entries[n:]
 	}
 }

@@ -67,6 +67,9 @@ type source struct {
 	restartOf       wire.TSI
 
 	fec *rxFEC // nil until an SPM announces FEC
+
+	st         srcCounters // per-source counters (Receiver.Sources)
+	firstHeard time.Time   // its first packet
 }
 
 type slotState uint8
@@ -87,10 +90,13 @@ type slot struct {
 	data      []byte // payload copy; capacity reused
 	held      bool   // a NAK was held back once for FEC
 	pnaks     uint8  // parity NAK rounds that named this number
+	// gapAt is when this number was found missing (Receiver.rel; 0: it
+	// was not), for the repair latency.
+	gapAt int64
 }
 
 func (sl *slot) reset() {
-	sl.state, sl.reason, sl.frag, sl.held, sl.pnaks = slotMissing, 0, false, false, 0
+	sl.state, sl.reason, sl.frag, sl.held, sl.pnaks, sl.gapAt = slotMissing, 0, false, false, 0, 0
 }
 
 // padding reports whether the slot, number q, holds a FEC padding TPDU:

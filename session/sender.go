@@ -271,10 +271,22 @@ type SenderStats struct {
 	NCFsDropped       uint64         // NCFs not queued because the NCF queue was full
 	Ignored           uint64         // other types, or packets for another session
 
+	// LateNAKers are the receivers whose NAKs named sqns outside the
+	// window, the heaviest and the latest (see LateNAKer); entries with
+	// NAKs 0 are empty.
+	LateNAKers [MaxLateNAKers]LateNAKer
+
 	WindowPackets int // sent TPDUs held for repair
 	WindowBytes   int // their payload bytes
 	Queued        int // TPDUs accepted by Send, not yet sent as ODATA
 	RepairsQueued int // sqns waiting for RDATA
+
+	// WindowMaxPackets and WindowMaxBytes bound WindowPackets and
+	// WindowBytes (SenderConfig.WindowPackets and WindowBytes).
+	WindowMaxPackets, WindowMaxBytes int
+	// Trail and Lead are the window's first and last sequence numbers
+	// (Lead = Trail-1 when it is empty).
+	Trail, Lead uint32
 }
 
 // Slot flags.
@@ -672,6 +684,7 @@ func (s *Sender) nakSeq(t int64, q uint32, from netip.AddrPort) {
 	if !s.inWindow(q) {
 		s.stats.NAKsOutsideWindow++
 		s.stats.LastOutsideNAKer = from
+		lateNAKer(&s.stats.LateNAKers, from, s.base.Add(time.Duration(t)))
 		return
 	}
 	sl := s.slot(q)
@@ -767,6 +780,8 @@ func (s *Sender) Stats() SenderStats {
 	st.WindowBytes = s.sentSize
 	st.Queued = s.unsent()
 	st.RepairsQueued = s.repairs
+	st.WindowMaxPackets, st.WindowMaxBytes = s.cfg.WindowPackets, s.cfg.WindowBytes
+	st.Trail, st.Lead = s.Window()
 	return st
 }
 
