@@ -20,6 +20,7 @@ import (
 
 	"github.com/relmcast/relmcast/internal/cli"
 	"github.com/relmcast/relmcast/internal/lossy"
+	"github.com/relmcast/relmcast/internal/metrics"
 	"github.com/relmcast/relmcast/mcast"
 )
 
@@ -38,6 +39,12 @@ Output:
                len, data (the message if it is valid UTF-8; otherwise
                data_b64, in base64), lost, reason, prev
   --quiet      nothing per message (for benchmarks); events still on stderr
+  --log-level, --log-format
+               a structured log (log/slog) on stderr instead of the event
+               lines: sources new, gone and restarted (info), losses
+               (warn), each NAK sent (debug), socket errors (warn)
+  --metrics    Prometheus metrics at http://HOST:PORT/metrics: totals and
+               per source (label source="GSI.port"), read at each scrape
   --zmq        the sources are ZeroMQ epgm publishers (PUB sockets): decode
                ZeroMQ's framing and print each ZeroMQ message as its frames
                joined by one space (a topic frame first, as published) and
@@ -118,6 +125,7 @@ type options struct {
 	mode    int
 	verify  bool
 	zmq     bool // ZeroMQ epgm framing
+	obs     cli.Observability
 }
 
 // parseArgs parses the command line. Its errors are *cli.UsageError, or
@@ -144,6 +152,7 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.BoolVar(&o.verify, "verify", false, "check that the numbered messages of mcsend --count arrive in order, from 0, with the right content")
 	fs.BoolVar(&o.zmq, "zmq", false, "decode ZeroMQ epgm framing: print ZeroMQ messages, frames joined by a space")
 	fs.Var(&loss, "loss", "for testing: drop received packets (data, SPM, NCF, RDATA) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
+	o.obs.Register(fs)
 	fs.Usage = func() {} // errors are reported by run, help below
 	set, err := cli.Parse(fs, args, out, usageHead, "give the group with --group ADDR:PORT")
 	if err != nil {
@@ -203,6 +212,7 @@ func run(args []string, e env) int {
 		return 2
 	}
 	cfg := o.cfg
+	cfg.Logger = o.obs.Logger(e.stderr)
 	if e.configure != nil {
 		e.configure(&cfg)
 	}
@@ -211,6 +221,16 @@ func run(args []string, e env) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mcrecv: %v\n", err)
 		return 1
+	}
+	if o.obs.Metrics != "" {
+		srv, err := metrics.Serve(o.obs.Metrics, metrics.NewReceiverCollector(r))
+		if err != nil {
+			r.Close()
+			fmt.Fprintf(e.stderr, "mcrecv: --metrics %s: %v\n", o.obs.Metrics, err)
+			return 1
+		}
+		defer srv.Close()
+		fmt.Fprintf(e.stderr, "mcrecv: metrics on http://%v/metrics\n", srv.Addr())
 	}
 	if o.ifname != "" {
 		fmt.Fprintf(e.stderr, "mcrecv: listening on %v on %s\n", o.group, o.ifname)
@@ -446,6 +466,9 @@ func (a *app) event(ev *mcast.Event) {
 	if a.o.mode == modeJSON {
 		a.out.Write(a.json.append(ev))
 		return
+	}
+	if a.o.obs.Logging() {
+		return // the structured log has it (mcast.Config.Logger)
 	}
 	a.flush() // keep stdout and stderr in order on a terminal
 	fmt.Fprintf(a.stderr, "mcrecv: %v\n", ev)

@@ -557,3 +557,51 @@ func TestRunZMQ(t *testing.T) {
 		t.Errorf("json: %v", lines)
 	}
 }
+
+// TestRunLog: with --log-format json the events go to a structured log on
+// stderr, one JSON object per line, instead of mcrecv's own event lines;
+// --metrics serves while mcrecv runs.
+func TestRunLog(t *testing.T) {
+	msgs := [][]byte{[]byte("a"), []byte("b")}
+	code, out, errs := memRun(t, []string{"--count", "2", "--timeout", "20s", "--log-format", "json", "--metrics", "127.0.0.1:0"}, "", msgs)
+	if code != 0 || out != "a\nb\n" {
+		t.Errorf("exit %d, stdout %q; stderr:\n%s", code, out, errs)
+	}
+	if strings.Contains(errs, "mcrecv: source new") {
+		t.Errorf("event line printed besides the log:\n%s", errs)
+	}
+	var logged int
+	for _, line := range strings.Split(errs, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("log line %q: %v", line, err)
+			continue
+		}
+		if m["msg"] == "mcast: source new" && m["level"] == "INFO" && m["addr"] == "198.18.0.1" {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Errorf("%d source new log lines; want 1:\n%s", logged, errs)
+	}
+	if !strings.Contains(errs, "mcrecv: metrics on http://127.0.0.1:") {
+		t.Errorf("no metrics line:\n%s", errs)
+	}
+}
+
+func TestObservabilityFlags(t *testing.T) {
+	for args, want := range map[string]string{
+		"--log-level loud":     `"loud" is not a log level`,
+		"--log-format xml":     `"xml" is not a log format`,
+		"--metrics 9464":       "not HOST:PORT",
+		"--metrics host:port1": "not HOST:PORT",
+	} {
+		var out, errb strings.Builder
+		if code := run(strings.Fields(args), env{stdout: &out, stderr: &errb}); code != 2 || !strings.Contains(errb.String(), want) {
+			t.Errorf("%s: exit %d, stderr %q; want 2 and %q", args, code, errb.String(), want)
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/relmcast/relmcast/internal/cli"
 	"github.com/relmcast/relmcast/internal/lossy"
+	"github.com/relmcast/relmcast/internal/metrics"
 	"github.com/relmcast/relmcast/mcast"
 	"github.com/relmcast/relmcast/mcast/zmqpgm"
 )
@@ -61,6 +62,12 @@ for --linger, and prints a summary on stderr: messages, bytes, elapsed time
 (first message to last one on the wire), msgs/s, MB/s, repairs sent and NAKs
 received. SIGINT or SIGTERM stop the input and close the same way; a second
 signal exits at once.
+
+Logs and metrics: --log-level and --log-format write a structured log
+(log/slog) on stderr: each NAK received (debug), and receivers NAKing data
+no longer in the window, with their address (warn). --metrics serves
+Prometheus metrics (rate, window, NAKs, NCFs, repairs, parity, late
+NAKers) at http://HOST:PORT/metrics, read at each scrape.
 
 Exit status: 0 success; 1 error (or --count interrupted before the end);
 2 bad usage.
@@ -113,6 +120,7 @@ type options struct {
 	size   int    // record or generated message size; 0: lines
 	count  uint64 // generated messages; 0: read stdin
 	zmq    bool   // ZeroMQ epgm framing
+	obs    cli.Observability
 }
 
 // parseArgs parses the command line. Its errors are *cli.UsageError, or
@@ -139,6 +147,7 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.Var(linger, "linger", "keep answering NAKs for `DURATION` after the last message and FIN (0: none)")
 	fs.Var(&loss, "loss", "for testing: drop packets mcsend receives (NAKs) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
 	fs.BoolVar(&o.zmq, "zmq", false, "publish to ZeroMQ epgm SUB sockets: each message a single-frame ZeroMQ message")
+	o.obs.Register(fs)
 	fs.Usage = func() {} // errors are reported by run, help below
 	set, err := cli.Parse(fs, args, out, usageHead, "mcsend reads messages from stdin (mcsend < file) or generates them (--count N)")
 	if err != nil {
@@ -230,6 +239,7 @@ func run(args []string, e env) int {
 		return 2
 	}
 	cfg := o.cfg
+	cfg.Logger = o.obs.Logger(e.stderr)
 	if e.configure != nil {
 		e.configure(&cfg)
 	}
@@ -237,6 +247,16 @@ func run(args []string, e env) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mcsend: %v\n", err)
 		return 1
+	}
+	if o.obs.Metrics != "" {
+		srv, err := metrics.Serve(o.obs.Metrics, metrics.NewSenderCollector(s))
+		if err != nil {
+			s.Close()
+			fmt.Fprintf(e.stderr, "mcsend: --metrics %s: %v\n", o.obs.Metrics, err)
+			return 1
+		}
+		defer srv.Close()
+		fmt.Fprintf(e.stderr, "mcsend: metrics on http://%v/metrics\n", srv.Addr())
 	}
 	if o.size > s.MaxMessageSize() {
 		s.Close()
