@@ -627,12 +627,13 @@ func (r *Receiver) extend(now time.Time, s *source, seq uint64, data bool) {
 	if data {
 		last = seq - 1
 	}
-	gapAt := r.rel(now)
 	for q := from; q <= seq; q++ {
-		sl := s.slot(q)
-		sl.reset()
-		if q <= last {
-			sl.gapAt = gapAt
+		s.slot(q).reset()
+	}
+	if from <= last {
+		gapAt := r.rel(now) // only for a gap: in-order data reads no clock
+		for q := from; q <= last; q++ {
+			s.slot(q).gapAt = gapAt
 		}
 	}
 	s.lead = seq
