@@ -3,6 +3,7 @@ package mcast_test
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -244,6 +245,102 @@ func TestSourceStatsLoss(t *testing.T) {
 		}
 		if !strings.Contains(logs.String(), "level=WARN msg=\"mcast: loss\"") || !strings.Contains(logs.String(), "reason=retries-exhausted") {
 			t.Errorf("log:\n%s", logs.String())
+		}
+	})
+}
+
+// TestSourceStatsSeededLoss: seeded random loss of ODATA, RDATA and NCFs
+// on the way to the receiver. Every message arrives, and the per-source
+// counters match what was injected: one repair and one latency sample
+// per ODATA dropped, at least one NAK for each, and an NCF counted for
+// each NCF that got through.
+func TestSourceStatsSeededLoss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 3000
+		nw := mcasttest.NewNetwork(mcasttest.NetworkConfig{})
+		defer nw.Close()
+		ep := nw.Endpoint(netip.MustParseAddr("10.0.1.1"), 0)
+		ep.Join(group)
+		var (
+			mu         sync.Mutex
+			rng        = rand.New(rand.NewPCG(7, 7))
+			odataDrops = map[uint32]bool{}
+			ncfsPassed uint64
+			rdataDrops uint64
+		)
+		ep.SetDrop(func(d mcasttest.Datagram) bool {
+			var p wire.Packet
+			if wire.Parse(d.Buf[:d.N], &p) != nil {
+				return false
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			drop := rng.Float64() < 0.05
+			switch p.Type {
+			case wire.TypeODATA:
+				if drop {
+					odataDrops[p.Seq] = true
+				}
+			case wire.TypeRDATA:
+				if drop {
+					rdataDrops++
+				}
+			case wire.TypeNCF:
+				if !drop {
+					ncfsPassed++
+				}
+			default:
+				return false
+			}
+			return drop
+		})
+		r, err := mcast.Listen(group, &mcast.Config{Transport: ep, Seed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		s, err := mcast.NewSender(group, &mcast.Config{
+			Transport: nw.Endpoint(netip.MustParseAddr("10.0.0.1"), group.Port()), Rate: -1, Linger: time.Minute,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		go func() {
+			for i := range n {
+				s.Send(context.Background(), makeMsg(0, i%49)) // one packet each
+			}
+		}()
+		var ev mcast.Event
+		for got := 0; got < n; {
+			if err := r.Read(context.Background(), &ev); err != nil {
+				t.Fatal(err)
+			}
+			switch ev.Kind {
+			case mcast.EventData:
+				got++
+			case mcast.EventSourceNew:
+			default:
+				t.Fatalf("event %v", &ev)
+			}
+		}
+		synctest.Wait()
+		st := r.Sources()[0]
+		mu.Lock()
+		k := uint64(len(odataDrops))
+		ncfs, rdrops := ncfsPassed, rdataDrops
+		mu.Unlock()
+		t.Logf("%d ODATA dropped, %d RDATA dropped, %d NCFs passed; stats: %d NAKs in %d packets, %d NCFs, %d repairs, %d dups, latency p50 %v p99 %v",
+			k, rdrops, ncfs, st.NAKs, st.NAKPackets, st.NCFs, st.Repairs, st.Duplicates, st.RepairLatency.Quantile(0.5), st.RepairLatency.Quantile(0.99))
+		if k < 50 {
+			t.Fatalf("only %d ODATA dropped", k)
+		}
+		if st.Messages != n || st.LossEvents != 0 || st.Repairs != k || st.RepairLatency.Count != k || st.NAKs < k || st.NCFs != ncfs {
+			t.Errorf("messages %d, loss events %d, repairs %d, latency samples %d, NAKs %d, NCFs %d; want %d, 0, %d, %d, >= %d, %d",
+				st.Messages, st.LossEvents, st.Repairs, st.RepairLatency.Count, st.NAKs, st.NCFs, n, k, k, k, ncfs)
+		}
+		if ss := s.Stats(); ss.RDATA < k+rdrops-st.Duplicates || ss.NAKSeqs != st.NAKs {
+			t.Errorf("sender RDATA %d, NAKed numbers %d; receiver repairs %d (+%d RDATA dropped), NAKs %d", ss.RDATA, ss.NAKSeqs, st.Repairs, rdrops, st.NAKs)
 		}
 	})
 }
