@@ -182,6 +182,7 @@ func run(args []string, e env) int {
 	}
 	var reps []monitor.Report
 	code := 0
+	last := time.Now() // the last report (or the start)
 	for n := 0; o.count == 0 || n < o.count; {
 		var stop bool
 		select {
@@ -198,6 +199,10 @@ func run(args []string, e env) int {
 			break
 		}
 		now := time.Now()
+		if stop && now.Sub(last) < o.interval/2 {
+			break // a report right after the last one would show rates of nothing
+		}
+		last = now
 		w.mu.Lock()
 		reps = w.mon.Snapshot(now, reps[:0])
 		st := w.mon.Stats()
