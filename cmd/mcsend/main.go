@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/relmcast/relmcast/internal/cli"
 	"github.com/relmcast/relmcast/internal/lossy"
+	"github.com/relmcast/relmcast/internal/xfer"
 	"github.com/relmcast/relmcast/mcast"
 	"github.com/relmcast/relmcast/mcast/zmqpgm"
 )
@@ -37,6 +39,7 @@ const defaultCountSize = 1000
 
 const usageHead = `Usage: mcsend [flags] < input
        mcsend --count N [--size S] [flags]
+       mcsend --file PATH [--file PATH2 ...] [flags]
 
 mcsend publishes messages to a multicast group with PGM (RFC 3208 over UDP
 multicast). Receivers that miss a packet ask for it again (NAK) and mcsend
@@ -51,6 +54,11 @@ Input:
   --count N    N generated messages of --size bytes (default 1000), numbered
                from 0: the first 8 bytes are the number, big-endian, the
                rest a pattern that mcrecv --verify checks; stdin is not read
+  --file PATH  send the file at PATH to mcrecv --out DIR: a header message
+               (the file's base name, size and SHA-256), then the content
+               in messages of --size bytes (default: what fits one packet);
+               the file is read twice (hash, then send), streamed, never
+               held in memory; --file may be repeated; stdin is not read
   --zmq        publish to ZeroMQ epgm subscribers (SUB sockets): each message
                above (line, record or generated) goes out as a ZeroMQ
                message of one frame, in ZeroMQ's framing, cut into PGM
@@ -60,15 +68,22 @@ At the end of the input mcsend sends FIN, keeps answering repair requests
 for --linger, and prints a summary on stderr: messages, bytes, elapsed time
 (first message to last one on the wire), msgs/s, MB/s, repairs sent and NAKs
 received. SIGINT or SIGTERM stop the input and close the same way; a second
-signal exits at once.
+signal exits at once, with status 130.
 
-Exit status: 0 success; 1 error (or --count interrupted before the end);
-2 bad usage.
+When stderr is a terminal, a status line on it is redrawn every second:
+msgs/s, MB/s, messages and bytes on the wire, repairs sent (RDATA) and
+NAKs received; with --file a progress bar, the percentage, the bytes and
+the time left instead of the totals. Nothing of the kind when stderr is
+not a terminal.
+
+Exit status: 0 success; 1 error (or --count or --file interrupted before
+the end); 2 bad usage; 130 a second signal.
 
 Examples:
   echo hello | mcsend
   mcsend --group 239.192.0.9:7600 --rate 1G < messages.txt
   mcsend --size 1400 < file.bin
+  mcsend --file release.tar.gz --file notes.txt      (mcrecv --out DIR writes them)
   mcsend --count 100000 --size 1000 --rate 0
   mcsend --group '[ff02::1:3%eth0]:7500' < messages.txt     (IPv6: the zone names the interface)
   mcsend --zmq --iface eth0 --group 239.192.0.1:5555 < lines.txt
@@ -90,17 +105,28 @@ type env struct {
 	// configure, if not nil, adjusts the Config before NewSender (tests
 	// use it to run over an in-memory network).
 	configure func(*mcast.Config)
+	// tty: stderr is a terminal of width columns; a status line is
+	// drawn on it.
+	tty   bool
+	width int
 }
+
+// exitSignal is the exit status after a second signal: 128+SIGINT, as
+// shells report a process killed by Ctrl-C.
+const exitSignal = 130
 
 func main() {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	tty, width := cli.Terminal(os.Stderr)
 	os.Exit(run(os.Args[1:], env{
 		stdin:   os.Stdin,
 		stdout:  os.Stdout,
 		stderr:  os.Stderr,
 		signals: sig,
 		exit:    os.Exit,
+		tty:     tty,
+		width:   width,
 	}))
 }
 
@@ -113,6 +139,19 @@ type options struct {
 	size   int    // record or generated message size; 0: lines
 	count  uint64 // generated messages; 0: read stdin
 	zmq    bool   // ZeroMQ epgm framing
+	files  []string
+}
+
+// filesFlag collects the values of a repeated --file.
+type filesFlag []string
+
+func (f *filesFlag) String() string { return strings.Join(*f, ",") }
+func (f *filesFlag) Set(s string) error {
+	if s == "" {
+		return errors.New("empty path")
+	}
+	*f = append(*f, s)
+	return nil
 }
 
 // parseArgs parses the command line. Its errors are *cli.UsageError, or
@@ -139,8 +178,9 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.Var(linger, "linger", "keep answering NAKs for `DURATION` after the last message and FIN (0: none)")
 	fs.Var(&loss, "loss", "for testing: drop packets mcsend receives (NAKs) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
 	fs.BoolVar(&o.zmq, "zmq", false, "publish to ZeroMQ epgm SUB sockets: each message a single-frame ZeroMQ message")
+	fs.Var((*filesFlag)(&o.files), "file", "send the file at `PATH` (repeat for several) to mcrecv --out; stdin is not read")
 	fs.Usage = func() {} // errors are reported by run, help below
-	set, err := cli.Parse(fs, args, out, usageHead, "mcsend reads messages from stdin (mcsend < file) or generates them (--count N)")
+	set, err := cli.Parse(fs, args, out, usageHead, "mcsend reads messages from stdin (mcsend < file), generates them (--count N) or sends files (--file PATH)")
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +206,16 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 		}
 		o.count = *count
 		o.size = defaultCountSize
+	}
+	if len(o.files) > 0 {
+		switch {
+		case o.count > 0:
+			return nil, cli.Usagef("--file and --count exclude each other: choose one input")
+		case o.zmq:
+			return nil, cli.Usagef("--file and --zmq exclude each other: ZeroMQ subscribers do not take files")
+		case set["size"] && *size > maxMessage-xfer.DataOverhead:
+			return nil, cli.Usagef("--size %d with --file: want 1 to %d bytes of content per message", *size, maxMessage-xfer.DataOverhead)
+		}
 	}
 	if set["size"] {
 		switch {
@@ -218,6 +268,9 @@ func parseFEC(s string) (k, h int, err error) {
 type counters struct {
 	sent atomic.Uint64 // messages handed to Send
 	zmq  atomic.Uint64 // ZeroMQ messages (--zmq); each is one or more sent
+
+	fileBytes atomic.Uint64 // file content handed to Send (--file)
+	files     atomic.Uint64 // files sent whole (--file)
 }
 
 func run(args []string, e env) int {
@@ -228,6 +281,11 @@ func run(args []string, e env) int {
 		}
 		fmt.Fprintf(e.stderr, "mcsend: %v\nRun 'mcsend --help' for usage.\n", err)
 		return 2
+	}
+	total, err := checkFiles(o.files)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "mcsend: %v\n", err)
+		return 1
 	}
 	cfg := o.cfg
 	if e.configure != nil {
@@ -242,6 +300,22 @@ func run(args []string, e env) int {
 		s.Close()
 		fmt.Fprintf(e.stderr, "mcsend: --size %d: want at most %d bytes (the largest message)\n", o.size, s.MaxMessageSize())
 		return 2
+	}
+	if len(o.files) > 0 {
+		switch {
+		case o.size == 0:
+			o.size = s.MaxPacketPayload() - xfer.DataOverhead // one message, one packet
+		case o.size > s.MaxMessageSize()-xfer.DataOverhead:
+			s.Close()
+			fmt.Fprintf(e.stderr, "mcsend: --size %d with --file: want at most %d bytes\n", o.size, s.MaxMessageSize()-xfer.DataOverhead)
+			return 2
+		}
+	}
+	var c counters
+	if e.tty {
+		st := cli.StartStatus(e.stderr, e.width, time.Second, statusLine(s, &c, total, len(o.files) > 0))
+		defer st.Stop()
+		e.stderr = st // other output erases the status line first
 	}
 	rate := "100M (default)"
 	if o.rate.IsSet {
@@ -266,15 +340,18 @@ func run(args []string, e env) int {
 		select {
 		case <-e.signals:
 			fmt.Fprintln(e.stderr, "mcsend: interrupted again: exiting")
-			e.exit(1)
+			e.exit(exitSignal)
 		case <-stopSignals:
 		}
 	}()
 
-	var c counters
 	start := time.Now()
 	inputDone := make(chan error, 1)
-	go func() { inputDone <- produce(ctx, s, o, e.stdin, &c) }()
+	if len(o.files) > 0 {
+		go func() { inputDone <- sendFiles(ctx, s, o, &c, e.stderr) }()
+	} else {
+		go func() { inputDone <- produce(ctx, s, o, e.stdin, &c) }()
+	}
 
 	var inErr error
 	select {
@@ -297,6 +374,9 @@ func run(args []string, e env) int {
 		elapsed = waitSent(ctx, s, c.sent.Load(), start)
 	}
 	s.Close() // FIN, linger, release
+	if st, ok := e.stderr.(*cli.Status); ok {
+		st.Stop()
+	}
 	st := s.Stats()
 	secs := elapsed.Seconds()
 	fmt.Fprintf(e.stderr, "mcsend: %d messages, %d bytes in %v: %s msgs/s, %s MB/s; %d repairs sent (RDATA), %d NAKs received\n",
@@ -305,6 +385,9 @@ func run(args []string, e env) int {
 		st.RDATA, st.NAKs)
 	if o.zmq {
 		fmt.Fprintf(e.stderr, "mcsend: zmq: %d ZeroMQ messages in %d PGM messages\n", c.zmq.Load(), st.Messages)
+	}
+	if len(o.files) > 0 {
+		fmt.Fprintf(e.stderr, "mcsend: files: %d of %d sent, %d of %d bytes\n", c.files.Load(), len(o.files), c.fileBytes.Load(), total)
 	}
 	if o.cfg.FECGroupSize > 0 {
 		fmt.Fprintf(e.stderr, "mcsend: FEC groups of %d: %d parity packets (%d pro-active, %d on demand), %d parity NAKs received, %d padding packets\n",
@@ -316,6 +399,9 @@ func run(args []string, e env) int {
 		return 1
 	case interrupted.Load() && o.count > 0 && c.sent.Load() < o.count:
 		fmt.Fprintf(e.stderr, "mcsend: interrupted after %d of %d messages\n", c.sent.Load(), o.count)
+		return 1
+	case interrupted.Load() && c.files.Load() < uint64(len(o.files)):
+		fmt.Fprintf(e.stderr, "mcsend: interrupted after %d of %d files\n", c.files.Load(), len(o.files))
 		return 1
 	}
 	return 0
@@ -394,6 +480,66 @@ func produce(ctx context.Context, s *mcast.Sender, o *options, in io.Reader, c *
 		case err != nil:
 			return fmt.Errorf("reading stdin: %w", err)
 		}
+	}
+}
+
+// checkFiles checks that each path is a regular file whose base name a
+// receiver takes, and returns their total size.
+func checkFiles(paths []string) (uint64, error) {
+	var total uint64
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0, err
+		}
+		if !fi.Mode().IsRegular() {
+			return 0, fmt.Errorf("%s: not a regular file", p)
+		}
+		if err := xfer.CheckName(filepath.Base(p)); err != nil {
+			return 0, fmt.Errorf("%s: %w", p, err)
+		}
+		total += uint64(fi.Size())
+	}
+	return total, nil
+}
+
+// sendFiles sends the files of --file, one after the other, and reports
+// each on stderr.
+func sendFiles(ctx context.Context, s *mcast.Sender, o *options, c *counters, stderr io.Writer) error {
+	send := func(ctx context.Context, m []byte) error {
+		if err := s.Send(ctx, m); err != nil {
+			return err
+		}
+		c.sent.Add(1)
+		return nil
+	}
+	for _, p := range o.files {
+		h, err := xfer.SendFile(ctx, p, o.size, send, &c.fileBytes)
+		if err != nil {
+			return err
+		}
+		c.files.Add(1)
+		fmt.Fprintf(stderr, "mcsend: file %s: %d bytes, sha256 %x\n", h.Name, h.Size, h.SHA256)
+	}
+	return nil
+}
+
+// statusLine returns the status line of a terminal: rates, totals and
+// repairs, or with files a progress bar and the time left.
+func statusLine(s *mcast.Sender, c *counters, total uint64, files bool) func() string {
+	var wire, content cli.Meter
+	return func() string {
+		st := s.Stats()
+		now := time.Now()
+		mps, bps := wire.Update(now, st.Messages, st.MessageBytes)
+		repairs := fmt.Sprintf("%d RDATA, %d NAKs", st.RDATA, st.NAKs)
+		if files {
+			done := c.fileBytes.Load()
+			_, rate := content.Update(now, 0, done)
+			return fmt.Sprintf("mcsend: %s %.1f MB/s ETA %s | %s",
+				cli.ProgressBar(done, total, 20), bps/1e6, cli.ETA(total-min(done, total), rate), repairs)
+		}
+		return fmt.Sprintf("mcsend: %.0f msgs/s %.1f MB/s | %d msgs %s | %s", mps, bps/1e6, st.Messages, cli.MB(st.MessageBytes), repairs)
 	}
 }
 

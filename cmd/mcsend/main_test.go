@@ -308,8 +308,8 @@ func TestRunSecondSignal(t *testing.T) {
 	sig <- syscall.SIGTERM
 	select {
 	case code := <-exited:
-		if code != 1 {
-			t.Errorf("exit(%d); want exit(1)", code)
+		if code != exitSignal {
+			t.Errorf("exit(%d); want exit(%d)", code, exitSignal)
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatalf("no exit 2s after the second signal; stderr:\n%s", stderr.String())
