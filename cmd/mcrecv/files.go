@@ -98,6 +98,7 @@ func (f *files) summary() {
 // repairs, losses, sources, and files with --out.
 func statusLine(r *mcast.Receiver, a *app) func() string {
 	var m cli.Meter
+	m.Update(time.Now(), 0, 0)
 	return func() string {
 		st := r.Stats()
 		mps, bps := m.Update(time.Now(), st.Messages, st.Bytes)

@@ -313,7 +313,7 @@ func run(args []string, e env) int {
 	}
 	var c counters
 	if e.tty {
-		st := cli.StartStatus(e.stderr, e.width, time.Second, statusLine(s, &c, total, len(o.files) > 0))
+		st := cli.StartStatus(e.stderr, e.width, time.Second, statusLine(s, total, wireTotal(o.files, total, o.size)))
 		defer st.Stop()
 		e.stderr = st // other output erases the status line first
 	}
@@ -524,20 +524,40 @@ func sendFiles(ctx context.Context, s *mcast.Sender, o *options, c *counters, st
 	return nil
 }
 
+// wireTotal returns the message bytes that sending files of total bytes
+// of content in chunks of chunk bytes puts on the wire: headers, content
+// and the data messages' overhead.
+func wireTotal(paths []string, total uint64, chunk int) uint64 {
+	if len(paths) == 0 || chunk < 1 {
+		return 0
+	}
+	w := total
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		w += uint64(xfer.HeaderFixed+len(filepath.Base(p))) + (uint64(fi.Size())+uint64(chunk)-1)/uint64(chunk)*xfer.DataOverhead
+	}
+	return w
+}
+
 // statusLine returns the status line of a terminal: rates, totals and
-// repairs, or with files a progress bar and the time left.
-func statusLine(s *mcast.Sender, c *counters, total uint64, files bool) func() string {
-	var wire, content cli.Meter
+// repairs, or when files are sent (wire > 0 message bytes in all for
+// total bytes of content) a progress bar and the time left. Progress is
+// what is on the wire, not what was handed to Send, which queues.
+func statusLine(s *mcast.Sender, total, wire uint64) func() string {
+	var m cli.Meter
+	m.Update(time.Now(), 0, 0)
 	return func() string {
 		st := s.Stats()
-		now := time.Now()
-		mps, bps := wire.Update(now, st.Messages, st.MessageBytes)
+		mps, bps := m.Update(time.Now(), st.Messages, st.MessageBytes)
 		repairs := fmt.Sprintf("%d RDATA, %d NAKs", st.RDATA, st.NAKs)
-		if files {
-			done := c.fileBytes.Load()
-			_, rate := content.Update(now, 0, done)
+		if wire > 0 {
+			sent := min(st.MessageBytes, wire)
+			done := uint64(float64(total) * float64(sent) / float64(wire)) // content
 			return fmt.Sprintf("mcsend: %s %.1f MB/s ETA %s | %s",
-				cli.ProgressBar(done, total, 20), bps/1e6, cli.ETA(total-min(done, total), rate), repairs)
+				cli.ProgressBar(done, total, 20), bps/1e6, cli.ETA(wire-sent, bps), repairs)
 		}
 		return fmt.Sprintf("mcsend: %.0f msgs/s %.1f MB/s | %d msgs %s | %s", mps, bps/1e6, st.Messages, cli.MB(st.MessageBytes), repairs)
 	}
