@@ -55,7 +55,7 @@ var (
 // A file is written to a hidden temporary file in Dir while it is hashed;
 // when its size is reached and the hash matches, it is linked under its
 // name and the temporary file removed, so a file appears whole or not at
-// all. An existing file is never overwritten: the new one takes the first
+// all, mode 0644. An existing file is never overwritten: the new one takes the first
 // free name of NAME.1, NAME.2, ... NAME.999. A file hit by a loss, the end
 // or restart of its source, a hash mismatch or a write error is reported
 // failed and its temporary file removed.
@@ -188,7 +188,15 @@ func (r *Receiver) finish(src mcast.SourceID, f *inFile) {
 	res := Result{Source: src, Header: f.h, Received: f.got}
 	var sum [32]byte
 	f.sum.Sum(sum[:0])
+	// Flushed, synced and readable by all (as files that cp makes, but
+	// regardless of the umask) before it gets its name.
 	err := f.w.Flush()
+	if err == nil {
+		err = f.tmp.Sync()
+	}
+	if err == nil {
+		err = f.tmp.Chmod(0o644)
+	}
 	if e := f.tmp.Close(); err == nil {
 		err = e
 	}
