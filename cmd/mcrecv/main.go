@@ -290,6 +290,7 @@ func run(args []string, e env) int {
 		select {
 		case <-e.signals:
 			fmt.Fprintln(e.stderr, "mcrecv: interrupted again: exiting")
+			a.f.rx.RemoveTemps() // no partial file left behind
 			e.exit(exitSignal)
 		case <-stop:
 		}

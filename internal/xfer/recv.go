@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/relmcast/relmcast/mcast"
 )
@@ -73,6 +74,9 @@ type Receiver struct {
 	// Skipped counts data messages outside any file: the rest of a file
 	// that failed, or that began before this receiver joined.
 	Skipped uint64
+
+	tmpMu sync.Mutex          // guards temps, which RemoveTemps reads
+	temps map[string]struct{} // temporary files of files in progress
 }
 
 // inFile is one source's file in progress.
@@ -155,6 +159,12 @@ func (r *Receiver) begin(src mcast.SourceID, msg []byte) {
 		r.done(Result{Source: src, Header: h, Err: err})
 		return
 	}
+	r.tmpMu.Lock()
+	if r.temps == nil {
+		r.temps = make(map[string]struct{})
+	}
+	r.temps[tmp.Name()] = struct{}{}
+	r.tmpMu.Unlock()
 	f := &inFile{h: h, tmp: tmp, w: bufio.NewWriterSize(tmp, writeBuffer), sum: sha256.New()}
 	if r.files == nil {
 		r.files = make(map[mcast.SourceID]*inFile)
@@ -207,7 +217,7 @@ func (r *Receiver) finish(src mcast.SourceID, f *inFile) {
 	default:
 		res.Path, err = r.place(f.tmp.Name(), f.h.Name)
 	}
-	os.Remove(f.tmp.Name())
+	r.removeTemp(f.tmp.Name())
 	res.Err = err
 	r.done(res)
 }
@@ -242,8 +252,28 @@ func (r *Receiver) fail(src mcast.SourceID, why error) {
 	}
 	r.forget(src)
 	f.tmp.Close()
-	os.Remove(f.tmp.Name())
+	r.removeTemp(f.tmp.Name())
 	r.done(Result{Source: src, Header: f.h, Received: f.got, Err: why})
+}
+
+func (r *Receiver) removeTemp(name string) {
+	r.tmpMu.Lock()
+	defer r.tmpMu.Unlock()
+	os.Remove(name)
+	delete(r.temps, name)
+}
+
+// RemoveTemps removes the temporary files of the files in progress, for a
+// process about to exit without Close (a second signal). Unlike the other
+// methods it may be called from any goroutine, once: the Receiver is not
+// usable after it.
+func (r *Receiver) RemoveTemps() {
+	r.tmpMu.Lock()
+	defer r.tmpMu.Unlock()
+	for name := range r.temps {
+		os.Remove(name)
+	}
+	clear(r.temps)
 }
 
 func (r *Receiver) forget(src mcast.SourceID) {

@@ -216,3 +216,17 @@ func TestReceiverAllocs(t *testing.T) {
 	}
 	f.r.Close()
 }
+
+// TestRemoveTemps: the temporary files of files in progress go.
+func TestRemoveTemps(t *testing.T) {
+	f := newFeeder(t)
+	f.header(srcA, "a", []byte("abc"))
+	f.header(srcB, "b", []byte("abc"))
+	if n := len(f.dir()); n != 2 {
+		t.Fatalf("%d temporary files", n)
+	}
+	f.r.RemoveTemps()
+	if n := len(f.dir()); n != 0 {
+		t.Errorf("left %q", f.dir())
+	}
+}
