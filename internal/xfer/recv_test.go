@@ -230,3 +230,56 @@ func TestRemoveTemps(t *testing.T) {
 		t.Errorf("left %q", f.dir())
 	}
 }
+
+// FuzzReceiver feeds arbitrary messages and events: no panic, no
+// temporary file left after Close, and every file written has the size
+// and hash of its header.
+func FuzzReceiver(f *testing.F) {
+	h, _ := AppendHeader(nil, &Header{Name: "f", Size: 3, SHA256: sha256.Sum256([]byte("abc"))})
+	seed := func(msgs ...[]byte) []byte {
+		var b []byte
+		for _, m := range msgs {
+			b = append(b, byte(len(m)))
+			b = append(b, m...)
+		}
+		return b
+	}
+	f.Add(seed(h, []byte("Dab"), []byte("Dc")))
+	f.Add(seed(h, []byte("Dabcd")))
+	f.Add(seed([]byte("Dx"), h, []byte{0xff}, []byte("Dabc")))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		dir := t.TempDir()
+		var results []Result
+		r := &Receiver{Dir: dir, Done: func(res Result) { results = append(results, res) }}
+		for len(in) > 0 {
+			n := int(in[0])
+			in = in[1:]
+			src := mcast.SourceID{Port: uint16(n & 1)}
+			switch {
+			case n == 0xff: // a loss
+				r.Handle(&mcast.Event{Kind: mcast.EventLoss, Source: src})
+				continue
+			case n > len(in):
+				n = len(in)
+			}
+			r.Handle(&mcast.Event{Kind: mcast.EventData, Source: src, Data: in[:n]})
+			in = in[n:]
+		}
+		r.Close()
+		for _, res := range results {
+			if res.Err != nil {
+				continue
+			}
+			b, err := os.ReadFile(res.Path)
+			if err != nil || uint64(len(b)) != res.Header.Size || sha256.Sum256(b) != res.Header.SHA256 {
+				t.Fatalf("%s: %d bytes, %v; header %+v", res.Path, len(b), err, res.Header)
+			}
+		}
+		es, _ := os.ReadDir(dir)
+		for _, e := range es {
+			if filepath.Ext(e.Name()) == ".part" {
+				t.Fatalf("left %s", e.Name())
+			}
+		}
+	})
+}
