@@ -94,16 +94,18 @@ func (f *files) summary() {
 		f.ok.Load(), f.failed.Load(), f.rx.Skipped)
 }
 
-// statusLine returns the status line of a terminal: rates and totals,
-// repairs, losses, sources, and files with --out.
+// statusLine returns the status line of a terminal: rates, messages,
+// NAKs and repairs, packets lost, sources, and files with --out.
 func statusLine(r *mcast.Receiver, a *app) func() string {
 	var m cli.Meter
 	m.Update(time.Now(), 0, 0)
 	return func() string {
 		st := r.Stats()
 		mps, bps := m.Update(time.Now(), st.Messages, st.Bytes)
-		l := fmt.Sprintf("mcrecv: %.0f msgs/s %.1f MB/s | %d msgs %s | %d NAKs, %d repairs | %d losses (%d lost) | %d sources",
-			mps, bps/1e6, st.Messages, cli.MB(st.Bytes), st.NAKPackets, st.Repairs, st.LossEvents, st.Lost, st.Sources)
+		// Short enough for 80 columns (but with --out); a narrower
+		// terminal cuts the end.
+		l := fmt.Sprintf("mcrecv: %.0f msgs/s %.1f MB/s | %d msgs | %d NAKs, %d repairs | %d lost | %d sources",
+			mps, bps/1e6, st.Messages, st.NAKPackets, st.Repairs, st.Lost, st.Sources)
 		if a.o.out != "" {
 			l += fmt.Sprintf(" | files %d ok, %d failed", a.f.ok.Load(), a.f.failed.Load())
 		}

@@ -75,9 +75,9 @@ the wait for it), --timeout passed, or SIGINT/SIGTERM, after which it prints
 its summary (a second signal exits at once, with status 130).
 
 When stderr is a terminal, a status line on it is redrawn every second:
-msgs/s, MB/s, messages and bytes, NAKs sent and repairs received, loss
-events and lost packets, sources, and files with --out. Nothing of the
-kind when stderr is not a terminal.
+msgs/s, MB/s, messages, NAKs sent and repairs received, lost packets,
+sources, and files with --out. Nothing of the kind when stderr is not a
+terminal.
 
 Exit status: 0 all went well; 1 error; 2 bad usage; 3 data was lost: a loss
 event, a --verify mismatch or gap, ZeroMQ framing that could not be decoded

@@ -171,7 +171,7 @@ func TestOperations(t *testing.T) {
 		recv.wait(t, 30*time.Second)
 		piped.wait(t, 30*time.Second)
 		out := ptyOut.String()
-		if n := strings.Count(out, "\r\x1b[Kmcrecv: "); n < 2 || !strings.Contains(out, " msgs/s ") || !strings.Contains(out, " repairs") || !strings.Contains(out, "1 sources") {
+		if n := strings.Count(out, "\r\x1b[Kmcrecv: "); n < 2 || !strings.Contains(out, " msgs/s ") || !strings.Contains(out, " repairs") || !strings.Contains(out, " lost | 1 sources") {
 			t.Errorf("mcrecv on a pty: %d status redraws; output:\n%q", n, out)
 		}
 		if !strings.Contains(out, "messages, ") {

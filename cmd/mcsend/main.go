@@ -557,7 +557,7 @@ func statusLine(s *mcast.Sender, total, wire uint64) func() string {
 			sent := min(st.MessageBytes, wire)
 			done := uint64(float64(total) * float64(sent) / float64(wire)) // content
 			return fmt.Sprintf("mcsend: %s %.1f MB/s ETA %s | %s",
-				cli.ProgressBar(done, total, 20), bps/1e6, cli.ETA(wire-sent, bps), repairs)
+				cli.ProgressBar(done, total, 12), bps/1e6, cli.ETA(wire-sent, bps), repairs)
 		}
 		return fmt.Sprintf("mcsend: %.0f msgs/s %.1f MB/s | %d msgs %s | %s", mps, bps/1e6, st.Messages, cli.MB(st.MessageBytes), repairs)
 	}
