@@ -82,6 +82,37 @@ func TestOperations(t *testing.T) {
 		t.Logf("mcsend:\n%s", send.stderr.String())
 	})
 
+	// Two sources send a file each at the same time to one receiver.
+	t.Run("two-sources", func(t *testing.T) {
+		other := filepath.Join(src, "other.bin")
+		if err := os.WriteFile(other, content[:3<<20], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g := randGroup("239.192.0.1:%d")
+		dir := t.TempDir()
+		recv := start(t, b.recv, "--iface", "lo", "--group", g, "--out", dir, "--files", "2", "--loss", "0.02", "--timeout", "60s")
+		recv.waitStderr(t, "listening on", 10*time.Second)
+		s1 := start(t, b.send, "--iface", "lo", "--group", g, "--file", file, "--rate", "100M")
+		// A second source on this host needs an address of its own.
+		s2 := start(t, b.send, "--iface", "lo", "--group", g, "--addr", "127.0.0.2", "--file", other, "--rate", "50M")
+		if code := recv.wait(t, 60*time.Second); code != 0 {
+			t.Errorf("mcrecv: exit %d; stderr:\n%s", code, recv.stderr.String())
+		}
+		for name, want := range map[string][]byte{"payload.bin": content, "other.bin": content[:3<<20]} {
+			if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s: %d bytes, %v", name, len(got), err)
+			}
+		}
+		if !strings.Contains(recv.stderr.String(), "files: 2 written, 0 failed") || !strings.Contains(recv.stderr.String(), "2 sources") {
+			t.Errorf("mcrecv stderr:\n%s", recv.stderr.String())
+		}
+		for i, s := range []*proc{s1, s2} {
+			if code := s.wait(t, 30*time.Second); code != 0 {
+				t.Errorf("mcsend %d: exit %d; stderr:\n%s", i+1, code, s.stderr.String())
+			}
+		}
+	})
+
 	// The source ignores every NAK (mcsend --loss 1 drops all it
 	// receives): the receiver's holes cannot be repaired, so the file
 	// fails and nothing is written.
