@@ -2,7 +2,10 @@ package xfer
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -98,4 +101,18 @@ func FuzzParseHeader(f *testing.F) {
 			t.Fatalf("re-encoded %x, %v; input %x", b, err, msg)
 		}
 	})
+}
+
+func TestHashCanceled(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, []byte("data"), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := Hash(ctx, p)
+	if err != nil || h.Size != 4 || h.Name != "f" {
+		t.Errorf("%+v, %v", h, err)
+	}
+	cancel()
+	if _, err := Hash(ctx, p); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled: %v", err)
+	}
 }

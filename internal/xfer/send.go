@@ -11,8 +11,9 @@ import (
 )
 
 // Hash reads the file at path once and returns its header: base name,
-// size and SHA-256. The file is streamed, never held in memory.
-func Hash(path string) (Header, error) {
+// size and SHA-256. The file is streamed, never held in memory; a done
+// ctx stops it.
+func Hash(ctx context.Context, path string) (Header, error) {
 	h := Header{Name: filepath.Base(path)}
 	if err := CheckName(h.Name); err != nil {
 		return h, err
@@ -30,7 +31,7 @@ func Hash(path string) (Header, error) {
 		return h, fmt.Errorf("%s: not a regular file", path)
 	}
 	d := sha256.New()
-	n, err := io.Copy(d, f)
+	n, err := io.Copy(d, ctxReader{ctx, f})
 	if err != nil {
 		return h, err
 	}
@@ -53,7 +54,7 @@ func SendFile(ctx context.Context, path string, chunk int, send func(context.Con
 	if chunk < 1 {
 		return Header{}, fmt.Errorf("xfer: chunk %d: want at least 1 byte", chunk)
 	}
-	h, err := Hash(path)
+	h, err := Hash(ctx, path)
 	if err != nil {
 		return h, err
 	}
@@ -98,4 +99,17 @@ func SendFile(ctx context.Context, path string, chunk int, send func(context.Con
 		return h, fmt.Errorf("%s: changed while it was sent (SHA-256 differs)", path)
 	}
 	return h, nil
+}
+
+// ctxReader is a reader that fails once its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
