@@ -9,6 +9,7 @@ require (
 	github.com/prometheus/common v0.74.0
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.50.0
+	golang.org/x/term v0.48.0
 )
 
 require (

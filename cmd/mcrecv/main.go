@@ -55,6 +55,20 @@ Output:
                frame; --count counts ZeroMQ messages. After a loss event a
                source's partial message is dropped and decoding resumes
                where its next message begins, as ZeroMQ subscribers do
+  --out DIR    receive the files of mcsend --file into DIR instead of
+               printing messages: each is written to a hidden temporary
+               file in DIR while it is hashed, and renamed to its name
+               (linked, so that nothing is ever overwritten: when the name
+               is taken, NAME.1, NAME.2, ... up to NAME.999) only once its
+               size is reached and its SHA-256 matches. A file hit by a loss
+               event, by the end or restart of its source, or by a hash
+               mismatch is reported FAILED and its temporary file removed.
+               Names with a path separator, "..", or empty are refused. A
+               receiver that joins in the middle of a file skips to the
+               next one. Files are reported on stderr, or with --json as
+               objects of type file-start, file and file-failed (fields
+               name, size, sha256, received, path or error) among the
+               events, without the data messages
 
 Once the group is joined, mcrecv prints "listening on GROUP" on stderr:
 scripts wait for that line before they start a sender. On exit it prints a
@@ -62,19 +76,26 @@ summary on stderr: messages, bytes, elapsed time (first to last message),
 msgs/s, MB/s, loss events, lost packets, NAKs sent, repairs received and
 sources seen.
 
-mcrecv runs until --count messages arrived, no message arrived for --idle
-(counted from the first message: use --timeout to bound the wait for it),
---timeout passed, or SIGINT/SIGTERM (a second signal exits at once).
+mcrecv runs until --count messages or --files files arrived, no message
+arrived for --idle (counted from the first message: use --timeout to bound
+the wait for it), --timeout passed, or SIGINT/SIGTERM, after which it prints
+its summary (a second signal exits at once, with status 130).
+
+When stderr is a terminal, a status line on it is redrawn every second:
+msgs/s, MB/s, messages, NAKs sent and repairs received, lost packets,
+sources, and files with --out. Nothing of the kind when stderr is not a
+terminal.
 
 Exit status: 0 all went well; 1 error; 2 bad usage; 3 data was lost: a loss
 event, a --verify mismatch or gap, ZeroMQ framing that could not be decoded
-(--zmq), or --count not reached before --idle, --timeout or a signal
-stopped mcrecv.
+(--zmq), a file that failed (--out), or --count or --files not reached
+before --idle, --timeout or a signal stopped mcrecv; 130 a second signal.
 
 Examples:
   mcrecv
   mcrecv --group 239.192.0.9:7600 --count 10 > messages.txt
   mcrecv --json --idle 5s | jq .
+  mcrecv --out incoming --files 1           (the file of mcsend --file PATH)
   mcrecv --group '[ff02::1:3%eth0]:7500'      (IPv6: the zone names the interface)
   mcrecv --zmq --iface eth0 --group 239.192.0.1:5555 --expiry 2m
                   (the messages of zmq PUB sockets on epgm://eth0;239.192.0.1:5555)
@@ -94,16 +115,27 @@ type env struct {
 	// configure, if not nil, adjusts the Config before Listen (tests use
 	// it to run over an in-memory network).
 	configure func(*mcast.Config)
+	// tty: stderr is a terminal of width columns; a status line is
+	// drawn on it.
+	tty   bool
+	width int
 }
+
+// exitSignal is the exit status after a second signal: 128+SIGINT, as
+// shells report a process killed by Ctrl-C.
+const exitSignal = 130
 
 func main() {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	tty, width := cli.Terminal(os.Stderr)
 	os.Exit(run(os.Args[1:], env{
 		stdout:  os.Stdout,
 		stderr:  os.Stderr,
 		signals: sig,
 		exit:    os.Exit,
+		tty:     tty,
+		width:   width,
 	}))
 }
 
@@ -124,8 +156,10 @@ type options struct {
 	timeout time.Duration
 	mode    int
 	verify  bool
-	zmq     bool // ZeroMQ epgm framing
 	obs     cli.Observability
+	zmq     bool   // ZeroMQ epgm framing
+	out     string // --out DIR: receive files
+	files   uint64 // --files: exit after N files; 0: no limit
 }
 
 // parseArgs parses the command line. Its errors are *cli.UsageError, or
@@ -151,6 +185,8 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.Var(&expiry, "expiry", "a source silent for `DURATION` is gone (use 1m or more with OpenPGM and ZeroMQ senders)")
 	fs.BoolVar(&o.verify, "verify", false, "check that the numbered messages of mcsend --count arrive in order, from 0, with the right content")
 	fs.BoolVar(&o.zmq, "zmq", false, "decode ZeroMQ epgm framing: print ZeroMQ messages, frames joined by a space")
+	fs.StringVar(&o.out, "out", "", "receive the files of mcsend --file into directory `DIR` (written whole, SHA-256 checked, or reported failed)")
+	fs.Uint64Var(&o.files, "files", 0, "with --out: exit after `N` files, written or failed")
 	fs.Var(&loss, "loss", "for testing: drop received packets (data, SPM, NCF, RDATA) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
 	o.obs.Register(fs)
 	fs.Usage = func() {} // errors are reported by run, help below
@@ -170,6 +206,17 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	}
 	if o.zmq && o.verify {
 		return nil, cli.Usagef("--zmq and --verify exclude each other: --verify checks mcsend --count's messages, which are not ZeroMQ messages")
+	}
+	if o.out != "" && (o.zmq || o.verify) {
+		return nil, cli.Usagef("--out excludes --zmq and --verify: it receives the files of mcsend --file")
+	}
+	if set["files"] && (o.files == 0 || o.out == "") {
+		return nil, cli.Usagef("--files %d: want at least 1 file, with --out DIR", o.files)
+	}
+	if set["out"] {
+		if fi, err := os.Stat(o.out); err != nil || !fi.IsDir() {
+			return nil, cli.Usagef("--out %q: not a directory", o.out)
+		}
 	}
 	if set["count"] && o.count == 0 {
 		return nil, cli.Usagef("--count 0: want at least 1 message (leave --count out for no limit)")
@@ -238,6 +285,17 @@ func run(args []string, e env) int {
 		fmt.Fprintf(e.stderr, "mcrecv: listening on %v\n", o.group)
 	}
 
+	var status *cli.Status
+	if e.tty {
+		status = cli.NewStatus(e.stderr, e.width)
+		defer status.Stop()
+		e.stderr = status // other output erases the status line first
+	}
+	a := newApp(o, e.stdout, e.stderr, start)
+	if status != nil {
+		status.Start(time.Second, statusLine(r, a))
+	}
+
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	stop := make(chan struct{}) // closed when the loop is over
@@ -252,7 +310,8 @@ func run(args []string, e env) int {
 		select {
 		case <-e.signals:
 			fmt.Fprintln(e.stderr, "mcrecv: interrupted again: exiting")
-			e.exit(1)
+			a.f.rx.RemoveTemps() // no partial file left behind
+			e.exit(exitSignal)
 		case <-stop:
 		}
 	}()
@@ -260,14 +319,19 @@ func run(args []string, e env) int {
 		t := time.AfterFunc(o.timeout, func() { cancel(errTimeout) })
 		defer t.Stop()
 	}
-	a := newApp(o, e.stdout, e.stderr, start)
 	if o.idle > 0 {
 		go a.watchIdle(ctx, cancel, stop)
 	}
 
 	readErr := a.loop(ctx, r)
+	if o.out != "" {
+		a.f.rx.Close() // files in progress fail
+	}
 	a.flush()
 	r.Close()
+	if status != nil {
+		status.Stop()
+	}
 	st := r.Stats()
 	a.summary(st)
 
@@ -292,8 +356,14 @@ func run(args []string, e env) int {
 	if a.z.malformed > 0 {
 		code = 3
 	}
+	if a.f.failed.Load() > 0 {
+		code = 3
+	}
 	if o.count > 0 && a.msgs < o.count {
 		fmt.Fprintf(e.stderr, "mcrecv: %v after %d of %d messages\n", why, a.msgs, o.count)
+		code = 3
+	} else if o.files > 0 && a.f.handled() < o.files {
+		fmt.Fprintf(e.stderr, "mcrecv: %v after %d of %d files\n", why, a.f.handled(), o.files)
 		code = 3
 	} else if why != nil {
 		fmt.Fprintf(e.stderr, "mcrecv: %v\n", why)
@@ -321,6 +391,7 @@ type app struct {
 	v    verifier
 	json jsonWriter
 	z    zmqDecoders // --zmq
+	f    files       // --out
 }
 
 // flushEvery bounds how long a line waits in the stdout buffer while
@@ -340,6 +411,9 @@ func newApp(o *options, stdout, stderr io.Writer, start time.Time) *app {
 	if o.zmq {
 		a.z.init(a.zmqMessage)
 	}
+	if o.out != "" {
+		a.f.init(a, o.out)
+	}
 	return a
 }
 
@@ -353,7 +427,7 @@ func (a *app) loop(ctx context.Context, r *mcast.Receiver) error {
 	nowCancel()
 	var ev mcast.Event // reused: Read allocates nothing per message into it
 	done := ctx.Done()
-	for a.o.count == 0 || a.msgs < a.o.count {
+	for (a.o.count == 0 || a.msgs < a.o.count) && (a.o.files == 0 || a.f.handled() < a.o.files) {
 		select {
 		case <-done: // stop even if the queue never runs dry
 			return nil
@@ -390,6 +464,10 @@ func (a *app) handle(ev *mcast.Event) {
 		return
 	}
 	now := a.counted(len(ev.Data))
+	if a.o.out != "" {
+		a.f.rx.Handle(ev)
+		return
+	}
 	if a.o.verify {
 		a.v.check(ev)
 	}
@@ -463,15 +541,18 @@ func (a *app) event(ev *mcast.Event) {
 	if a.o.zmq {
 		a.z.event(ev)
 	}
-	if a.o.mode == modeJSON {
+	switch {
+	case a.o.mode == modeJSON:
 		a.out.Write(a.json.append(ev))
-		return
+	case a.o.obs.Logging():
+		// the structured log has it (mcast.Config.Logger)
+	default:
+		a.flush() // keep stdout and stderr in order on a terminal
+		fmt.Fprintf(a.stderr, "mcrecv: %v\n", ev)
 	}
-	if a.o.obs.Logging() {
-		return // the structured log has it (mcast.Config.Logger)
+	if a.o.out != "" {
+		a.f.rx.Handle(ev) // after the event that fails a file
 	}
-	a.flush() // keep stdout and stderr in order on a terminal
-	fmt.Fprintf(a.stderr, "mcrecv: %v\n", ev)
 }
 
 func (a *app) flush() {
@@ -518,6 +599,9 @@ func (a *app) summary(st mcast.ReceiverStats) {
 	}
 	if a.o.verify {
 		a.v.summary()
+	}
+	if a.o.out != "" {
+		a.f.summary()
 	}
 	if a.o.zmq {
 		fmt.Fprintf(a.stderr, "mcrecv: zmq: %d PGM messages decoded, %d partial ZeroMQ messages dropped after loss, %d malformed\n",

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 	"github.com/relmcast/relmcast/internal/cli"
 	"github.com/relmcast/relmcast/internal/lossy"
 	"github.com/relmcast/relmcast/internal/metrics"
+	"github.com/relmcast/relmcast/internal/xfer"
 	"github.com/relmcast/relmcast/mcast"
 	"github.com/relmcast/relmcast/mcast/zmqpgm"
 )
@@ -38,6 +40,7 @@ const defaultCountSize = 1000
 
 const usageHead = `Usage: mcsend [flags] < input
        mcsend --count N [--size S] [flags]
+       mcsend --file PATH [--file PATH2 ...] [flags]
 
 mcsend publishes messages to a multicast group with PGM (RFC 3208 over UDP
 multicast). Receivers that miss a packet ask for it again (NAK) and mcsend
@@ -52,6 +55,11 @@ Input:
   --count N    N generated messages of --size bytes (default 1000), numbered
                from 0: the first 8 bytes are the number, big-endian, the
                rest a pattern that mcrecv --verify checks; stdin is not read
+  --file PATH  send the file at PATH to mcrecv --out DIR: a header message
+               (the file's base name, size and SHA-256), then the content
+               in messages of --size bytes (default: what fits one packet);
+               the file is read twice (hash, then send), streamed, never
+               held in memory; --file may be repeated; stdin is not read
   --zmq        publish to ZeroMQ epgm subscribers (SUB sockets): each message
                above (line, record or generated) goes out as a ZeroMQ
                message of one frame, in ZeroMQ's framing, cut into PGM
@@ -61,7 +69,7 @@ At the end of the input mcsend sends FIN, keeps answering repair requests
 for --linger, and prints a summary on stderr: messages, bytes, elapsed time
 (first message to last one on the wire), msgs/s, MB/s, repairs sent and NAKs
 received. SIGINT or SIGTERM stop the input and close the same way; a second
-signal exits at once.
+signal exits at once, with status 130.
 
 Logs and metrics: --log-level and --log-format write a structured log
 (log/slog) on stderr: each NAK received (debug), and receivers NAKing data
@@ -69,13 +77,20 @@ no longer in the window, with their address (warn). --metrics serves
 Prometheus metrics (rate, window, NAKs, NCFs, repairs, parity, late
 NAKers) at http://HOST:PORT/metrics, read at each scrape.
 
-Exit status: 0 success; 1 error (or --count interrupted before the end);
-2 bad usage.
+When stderr is a terminal, a status line on it is redrawn every second:
+msgs/s, MB/s, messages and bytes on the wire, repairs sent (RDATA) and
+NAKs received; with --file a progress bar, the percentage, the bytes and
+the time left instead of the totals. Nothing of the kind when stderr is
+not a terminal.
+
+Exit status: 0 success; 1 error (or --count or --file interrupted before
+the end); 2 bad usage; 130 a second signal.
 
 Examples:
   echo hello | mcsend
   mcsend --group 239.192.0.9:7600 --rate 1G < messages.txt
   mcsend --size 1400 < file.bin
+  mcsend --file release.tar.gz --file notes.txt      (mcrecv --out DIR writes them)
   mcsend --count 100000 --size 1000 --rate 0
   mcsend --group '[ff02::1:3%eth0]:7500' < messages.txt     (IPv6: the zone names the interface)
   mcsend --zmq --iface eth0 --group 239.192.0.1:5555 < lines.txt
@@ -97,17 +112,28 @@ type env struct {
 	// configure, if not nil, adjusts the Config before NewSender (tests
 	// use it to run over an in-memory network).
 	configure func(*mcast.Config)
+	// tty: stderr is a terminal of width columns; a status line is
+	// drawn on it.
+	tty   bool
+	width int
 }
+
+// exitSignal is the exit status after a second signal: 128+SIGINT, as
+// shells report a process killed by Ctrl-C.
+const exitSignal = 130
 
 func main() {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	tty, width := cli.Terminal(os.Stderr)
 	os.Exit(run(os.Args[1:], env{
 		stdin:   os.Stdin,
 		stdout:  os.Stdout,
 		stderr:  os.Stderr,
 		signals: sig,
 		exit:    os.Exit,
+		tty:     tty,
+		width:   width,
 	}))
 }
 
@@ -121,6 +147,19 @@ type options struct {
 	count  uint64 // generated messages; 0: read stdin
 	zmq    bool   // ZeroMQ epgm framing
 	obs    cli.Observability
+	files  []string
+}
+
+// filesFlag collects the values of a repeated --file.
+type filesFlag []string
+
+func (f *filesFlag) String() string { return strings.Join(*f, ",") }
+func (f *filesFlag) Set(s string) error {
+	if s == "" {
+		return errors.New("empty path")
+	}
+	*f = append(*f, s)
+	return nil
 }
 
 // parseArgs parses the command line. Its errors are *cli.UsageError, or
@@ -148,8 +187,9 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.Var(&loss, "loss", "for testing: drop packets mcsend receives (NAKs) per `SPEC`: 0.05, or loss=0.05,burst=0.01,seed=7")
 	fs.BoolVar(&o.zmq, "zmq", false, "publish to ZeroMQ epgm SUB sockets: each message a single-frame ZeroMQ message")
 	o.obs.Register(fs)
+	fs.Var((*filesFlag)(&o.files), "file", "send the file at `PATH` (repeat for several) to mcrecv --out; stdin is not read")
 	fs.Usage = func() {} // errors are reported by run, help below
-	set, err := cli.Parse(fs, args, out, usageHead, "mcsend reads messages from stdin (mcsend < file) or generates them (--count N)")
+	set, err := cli.Parse(fs, args, out, usageHead, "mcsend reads messages from stdin (mcsend < file), generates them (--count N) or sends files (--file PATH)")
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +215,16 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 		}
 		o.count = *count
 		o.size = defaultCountSize
+	}
+	if len(o.files) > 0 {
+		switch {
+		case o.count > 0:
+			return nil, cli.Usagef("--file and --count exclude each other: choose one input")
+		case o.zmq:
+			return nil, cli.Usagef("--file and --zmq exclude each other: ZeroMQ subscribers do not take files")
+		case set["size"] && *size > maxMessage-xfer.DataOverhead:
+			return nil, cli.Usagef("--size %d with --file: want 1 to %d bytes of content per message", *size, maxMessage-xfer.DataOverhead)
+		}
 	}
 	if set["size"] {
 		switch {
@@ -227,6 +277,9 @@ func parseFEC(s string) (k, h int, err error) {
 type counters struct {
 	sent atomic.Uint64 // messages handed to Send
 	zmq  atomic.Uint64 // ZeroMQ messages (--zmq); each is one or more sent
+
+	fileBytes atomic.Uint64 // file content handed to Send (--file)
+	files     atomic.Uint64 // files sent whole (--file)
 }
 
 func run(args []string, e env) int {
@@ -237,6 +290,11 @@ func run(args []string, e env) int {
 		}
 		fmt.Fprintf(e.stderr, "mcsend: %v\nRun 'mcsend --help' for usage.\n", err)
 		return 2
+	}
+	total, err := checkFiles(o.files)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "mcsend: %v\n", err)
+		return 1
 	}
 	cfg := o.cfg
 	cfg.Logger = o.obs.Logger(e.stderr)
@@ -263,6 +321,22 @@ func run(args []string, e env) int {
 		fmt.Fprintf(e.stderr, "mcsend: --size %d: want at most %d bytes (the largest message)\n", o.size, s.MaxMessageSize())
 		return 2
 	}
+	if len(o.files) > 0 {
+		switch {
+		case o.size == 0:
+			o.size = s.MaxPacketPayload() - xfer.DataOverhead // one message, one packet
+		case o.size > s.MaxMessageSize()-xfer.DataOverhead:
+			s.Close()
+			fmt.Fprintf(e.stderr, "mcsend: --size %d with --file: want at most %d bytes\n", o.size, s.MaxMessageSize()-xfer.DataOverhead)
+			return 2
+		}
+	}
+	var c counters
+	if e.tty {
+		st := cli.StartStatus(e.stderr, e.width, time.Second, statusLine(s, total, wireTotal(o.files, total, o.size)))
+		defer st.Stop()
+		e.stderr = st // other output erases the status line first
+	}
 	rate := "100M (default)"
 	if o.rate.IsSet {
 		rate = cli.FormatRate(o.rate.BPS)
@@ -286,15 +360,18 @@ func run(args []string, e env) int {
 		select {
 		case <-e.signals:
 			fmt.Fprintln(e.stderr, "mcsend: interrupted again: exiting")
-			e.exit(1)
+			e.exit(exitSignal)
 		case <-stopSignals:
 		}
 	}()
 
-	var c counters
 	start := time.Now()
 	inputDone := make(chan error, 1)
-	go func() { inputDone <- produce(ctx, s, o, e.stdin, &c) }()
+	if len(o.files) > 0 {
+		go func() { inputDone <- sendFiles(ctx, s, o, &c, e.stderr) }()
+	} else {
+		go func() { inputDone <- produce(ctx, s, o, e.stdin, &c) }()
+	}
 
 	var inErr error
 	select {
@@ -317,6 +394,9 @@ func run(args []string, e env) int {
 		elapsed = waitSent(ctx, s, c.sent.Load(), start)
 	}
 	s.Close() // FIN, linger, release
+	if st, ok := e.stderr.(*cli.Status); ok {
+		st.Stop()
+	}
 	st := s.Stats()
 	secs := elapsed.Seconds()
 	fmt.Fprintf(e.stderr, "mcsend: %d messages, %d bytes in %v: %s msgs/s, %s MB/s; %d repairs sent (RDATA), %d NAKs received\n",
@@ -325,6 +405,9 @@ func run(args []string, e env) int {
 		st.RDATA, st.NAKs)
 	if o.zmq {
 		fmt.Fprintf(e.stderr, "mcsend: zmq: %d ZeroMQ messages in %d PGM messages\n", c.zmq.Load(), st.Messages)
+	}
+	if len(o.files) > 0 {
+		fmt.Fprintf(e.stderr, "mcsend: files: %d of %d sent, %d of %d bytes\n", c.files.Load(), len(o.files), c.fileBytes.Load(), total)
 	}
 	if o.cfg.FECGroupSize > 0 {
 		fmt.Fprintf(e.stderr, "mcsend: FEC groups of %d: %d parity packets (%d pro-active, %d on demand), %d parity NAKs received, %d padding packets\n",
@@ -336,6 +419,9 @@ func run(args []string, e env) int {
 		return 1
 	case interrupted.Load() && o.count > 0 && c.sent.Load() < o.count:
 		fmt.Fprintf(e.stderr, "mcsend: interrupted after %d of %d messages\n", c.sent.Load(), o.count)
+		return 1
+	case interrupted.Load() && c.files.Load() < uint64(len(o.files)):
+		fmt.Fprintf(e.stderr, "mcsend: interrupted after %d of %d files\n", c.files.Load(), len(o.files))
 		return 1
 	}
 	return 0
@@ -414,6 +500,86 @@ func produce(ctx context.Context, s *mcast.Sender, o *options, in io.Reader, c *
 		case err != nil:
 			return fmt.Errorf("reading stdin: %w", err)
 		}
+	}
+}
+
+// checkFiles checks that each path is a regular file whose base name a
+// receiver takes, and returns their total size.
+func checkFiles(paths []string) (uint64, error) {
+	var total uint64
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0, err
+		}
+		if !fi.Mode().IsRegular() {
+			return 0, fmt.Errorf("%s: not a regular file", p)
+		}
+		if err := xfer.CheckName(filepath.Base(p)); err != nil {
+			return 0, fmt.Errorf("%s: %w", p, err)
+		}
+		total += uint64(fi.Size())
+	}
+	return total, nil
+}
+
+// sendFiles sends the files of --file, one after the other, and reports
+// each on stderr.
+func sendFiles(ctx context.Context, s *mcast.Sender, o *options, c *counters, stderr io.Writer) error {
+	send := func(ctx context.Context, m []byte) error {
+		if err := s.Send(ctx, m); err != nil {
+			return err
+		}
+		c.sent.Add(1)
+		return nil
+	}
+	for _, p := range o.files {
+		h, err := xfer.SendFile(ctx, p, o.size, send, &c.fileBytes)
+		if err != nil {
+			return err
+		}
+		c.files.Add(1)
+		fmt.Fprintf(stderr, "mcsend: file %s: %d bytes, sha256 %x\n", h.Name, h.Size, h.SHA256)
+	}
+	return nil
+}
+
+// wireTotal returns the message bytes that sending files of total bytes
+// of content in chunks of chunk bytes puts on the wire: headers, content
+// and the data messages' overhead.
+func wireTotal(paths []string, total uint64, chunk int) uint64 {
+	if len(paths) == 0 || chunk < 1 {
+		return 0
+	}
+	w := total
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		w += uint64(xfer.HeaderFixed+len(filepath.Base(p))) + (uint64(fi.Size())+uint64(chunk)-1)/uint64(chunk)*xfer.DataOverhead
+	}
+	return w
+}
+
+// statusLine returns the status line of a terminal: rates, totals and
+// repairs, or when files are sent (wire > 0 message bytes in all for
+// total bytes of content) a progress bar and the time left. Progress is
+// what is on the wire, not what was handed to Send, which queues.
+func statusLine(s *mcast.Sender, total, wire uint64) func() string {
+	var m cli.Meter
+	m.Update(time.Now(), 0, 0)
+	return func() string {
+		st := s.Stats()
+		mps, bps := m.Update(time.Now(), st.Messages, st.MessageBytes)
+		repairs := fmt.Sprintf("%d RDATA, %d NAKs", st.RDATA, st.NAKs)
+		if wire > 0 {
+			sent := min(st.MessageBytes, wire)
+			done := uint64(float64(total) * float64(sent) / float64(wire)) // content
+			return fmt.Sprintf("mcsend: %s %.1f MB/s ETA %s | %s",
+				cli.ProgressBar(done, total, 12), bps/1e6, cli.ETA(wire-sent, bps), repairs)
+		}
+		return fmt.Sprintf("mcsend: %.0f msgs/s %.1f MB/s | %d msgs %s | %s", mps, bps/1e6, st.Messages, cli.MB(st.MessageBytes), repairs)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/relmcast/relmcast/internal/cli"
+	"github.com/relmcast/relmcast/internal/xfer"
 	"github.com/relmcast/relmcast/mcast"
 	"github.com/relmcast/relmcast/mcast/mcasttest"
 	"github.com/relmcast/relmcast/mcast/zmqpgm"
@@ -308,8 +310,8 @@ func TestRunSecondSignal(t *testing.T) {
 	sig <- syscall.SIGTERM
 	select {
 	case code := <-exited:
-		if code != 1 {
-			t.Errorf("exit(%d); want exit(1)", code)
+		if code != exitSignal {
+			t.Errorf("exit(%d); want exit(%d)", code, exitSignal)
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatalf("no exit 2s after the second signal; stderr:\n%s", stderr.String())
@@ -351,5 +353,78 @@ func TestRunZMQ(t *testing.T) {
 	}
 	if !strings.Contains(errs, fmt.Sprintf("zmq: 4 ZeroMQ messages in %d PGM messages", len(got))) {
 		t.Errorf("stderr:\n%s", errs)
+	}
+}
+
+// TestRunFile: --file sends a header and the content in messages of one
+// packet each, under loss; the messages decode to the exact files.
+func TestRunFile(t *testing.T) {
+	dir := t.TempDir()
+	big := make([]byte, 100_000)
+	for i := range big {
+		big[i] = byte(i * 31 / 7)
+	}
+	paths := []string{filepath.Join(dir, "empty"), filepath.Join(dir, "big.bin")}
+	os.WriteFile(paths[0], nil, 0o644)
+	os.WriteFile(paths[1], big, 0o644)
+	code, errs, got := memRun(t, []string{"--file", paths[0], "--file", paths[1], "--linger", "1s"}, strings.NewReader("ignored"), "loss=0.05,seed=3")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, errs)
+	}
+	var names []string
+	var content []byte
+	for i, m := range got {
+		switch xfer.Kind([]byte(m)) {
+		case xfer.KindHeader:
+			h, err := xfer.ParseHeader([]byte(m))
+			if err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			names = append(names, h.Name)
+		case xfer.KindData:
+			if len(m) > 1448 {
+				t.Errorf("message %d: %d bytes, more than a packet", i, len(m))
+			}
+			content = append(content, m[1:]...)
+		default:
+			t.Fatalf("message %d: kind %q", i, m[0])
+		}
+	}
+	if strings.Join(names, " ") != "empty big.bin" || !bytes.Equal(content, big) {
+		t.Errorf("names %q, %d bytes of content", names, len(content))
+	}
+	for _, want := range []string{"file empty: 0 bytes, sha256 e3b0c442", "file big.bin: 100000 bytes", "files: 2 of 2 sent, 100000 of 100000 bytes"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	// --size sets the content per message.
+	_, _, got = memRun(t, []string{"--file", paths[1], "--size", "30000", "--linger", "300ms"}, nil, "")
+	if len(got) != 5 || len(got[1]) != 30001 || len(got[4]) != 10001 {
+		t.Errorf("%d messages", len(got))
+	}
+}
+
+func TestFileUsage(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ args, hint string }{
+		{"--file a --count 3", "exclude each other"},
+		{"--file a --zmq", "exclude each other"},
+		{"--file a --size 65535", "1 to 65534"},
+	} {
+		_, err := parseArgs(strings.Fields(tc.args), io.Discard)
+		var ue *cli.UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.hint) {
+			t.Errorf("%s: error %v; want a usage error that says %q", tc.args, err, tc.hint)
+		}
+	}
+	for _, tc := range []struct{ path, hint string }{
+		{filepath.Join(dir, "missing"), "no such file"},
+		{dir, "not a regular file"},
+	} {
+		var errb bytes.Buffer
+		if code := run([]string{"--file", tc.path}, env{stderr: &errb}); code != 1 || !strings.Contains(errb.String(), tc.hint) {
+			t.Errorf("%s: exit %d, stderr %q", tc.path, code, errb.String())
+		}
 	}
 }
