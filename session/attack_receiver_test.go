@@ -81,11 +81,17 @@ func TestAttackSequenceJump(t *testing.T) {
 		fmt.Sprintf("restart from %v", testTSI), fmt.Sprintf(`data %d-%d "new"`, 6+jump, 6+jump))
 	checkBounds(t, x.r)
 
-	t.Log("# a jump of 2^31-1 reads as ahead: the window overruns, bounded, and says so")
+	t.Log("# a jump of 2^31-1 reads as ahead: dropped until an SPM confirms it; then the window overruns, bounded, and says so")
 	y := newRxTest(t, ReceiverConfig{Window: 1024})
 	y.spm(0, 0, 0, false)
 	y.odata(1, 0, "a")
 	y.odata(jump, 0, "far")
+	checkBounds(t, y.r)
+	if st := y.r.Stats(); st.Dropped != 1 || len(y.r.sources[0].ring) != 64 {
+		t.Fatalf("far data not dropped: %+v", st)
+	}
+	y.spm(1, 0, jump, false)
+	y.rdata(jump, 0, "far")
 	checkBounds(t, y.r)
 	s := y.r.sources[0]
 	t.Logf("after a jump of 2^31-1: ring %d slots, NAK tracking %d numbers, window memory %d bytes",
