@@ -114,6 +114,13 @@ type Config struct {
 	// NAKRetries is how many NAKs without NCF, and how many NCF'd waits,
 	// before a hole is reported lost. Zero means 10.
 	NAKRetries int
+	// NAKRate bounds the NAK packets a Receiver sends, all sources
+	// together, per second; one over it is not sent and its sequence
+	// numbers are NAKed again at the next retry (counted in
+	// ReceiverStats.NAKsLimited). It bounds what spoofed packets can make
+	// a receiver send to an address of their choosing. Zero means 5000
+	// (bursts of 1000); negative means unlimited.
+	NAKRate int
 	// Passive receivers never NAK: they take what comes.
 	Passive bool
 

@@ -94,6 +94,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 			MaxSources:   cfg.MaxSources,
 			SourceExpiry: cmp.Or(cfg.SourceExpiry, DefaultSourceExpiry),
 			Passive:      cfg.Passive,
+			NAKRate:      cfg.NAKRate,
 			Seed:         seed,
 			FECMaxTSDU:   cfg.mtu() - ipOverhead(group.Addr()) - 24, // PGM header + data header
 			NAK: nak.Config{

@@ -83,8 +83,18 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		return nil, err
 	}
 	gsi, port := cfg.GSI, cfg.SourcePort
-	var rnd [8]byte
+	var rnd [12]byte
 	rand.Read(rnd[:])
+	// A random first sequence number, and OPT_SYN on the first packet:
+	// a sender restarted with the same TSI is then told from its previous
+	// session by receivers (see session.SenderConfig.SYN and FirstSeq).
+	first := binary.BigEndian.Uint32(rnd[8:])
+	if zeroFirstSeq {
+		first = 0
+	}
+	if cfg.FECGroupSize > 0 {
+		first -= first % uint32(cfg.FECGroupSize)
+	}
 	if gsi == ([6]byte{}) {
 		gsi = hostGSI(rnd)
 	}
@@ -117,6 +127,8 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		Rate:          rate,
 		MaxMessage:    wire.MaxAPDU,
 		AmbientSPM:    cfg.SPMInterval,
+		FirstSeq:      first,
+		SYN:           true,
 		FEC: session.FECConfig{
 			GroupSize: cfg.FECGroupSize,
 			Proactive: cfg.FECProactive,
@@ -153,6 +165,10 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	return s, nil
 }
 
+// zeroFirstSeq makes every Sender number its packets from 0, as OpenPGM
+// does: set by this package's tests, which name sequence numbers.
+var zeroFirstSeq bool
+
 // hostGSI derives a GSI from the host name, as OpenPGM's
 // pgm_gsi_create_from_hostname does (with another hash, so that we never
 // share a GSI with an OpenPGM sender on the same host). A sender restarted
@@ -160,7 +176,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 // receivers report as a restart. Two live senders never share GSI and
 // address: each binds its address and port exclusively. Without a host
 // name, the GSI is random.
-func hostGSI(rnd [8]byte) [6]byte {
+func hostGSI(rnd [12]byte) [6]byte {
 	var gsi [6]byte
 	name, err := os.Hostname()
 	if err != nil || name == "" {

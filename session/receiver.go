@@ -323,6 +323,7 @@ type tomb struct {
 	spmSeq    uint32
 	resetSeen bool
 	resetSPM  uint32
+	fin       bool // it ended with OPT_FIN
 }
 
 // NewReceiver returns a Receiver core.
@@ -933,7 +934,7 @@ func (r *Receiver) bury(s *source) {
 	}
 	if len(r.tombs) < r.cfg.MaxSources {
 		t := tomb{until: s.lastHeard.Add(r.cfg.SourceExpiry), lead: s.lead, ref: s.lead, trail: s.trail,
-			haveSPM: s.haveSPM, spmSeq: s.spmSeq}
+			haveSPM: s.haveSPM, spmSeq: s.spmSeq, fin: s.fin}
 		r.tombs[s.tsi] = t
 		if !r.tombsNext.IsZero() && t.until.Before(r.tombsNext) {
 			r.tombsNext = t.until

@@ -92,16 +92,20 @@ func (s *source) staleFIN(p *wire.Packet) bool {
 	return s.stale.ok && p.Lead == s.stale.lead && int32(p.Seq-s.stale.seq) >= 0
 }
 
-// reset reports whether the SPM p, for the TSI of a removed session,
-// starts a new session: as sequenceReset does for a live one, two SPMs
-// in a row numbered back from the session's last SPM, advertising a lead
-// other than its final one. Without any SPM of the old session, one
-// suffices.
+// reset reports whether the SPM p (without OPT_FIN), for the TSI of a
+// removed session, starts a new session. After its FIN a session sends
+// only FIN SPMs, so one numbered from its last on is new; one numbered
+// back may be a straggler from before the FIN, so, as sequenceReset does
+// for a live session, it takes two in a row, advertising a lead other
+// than the final one. Without any SPM of the old session, one suffices.
 func (t *tomb) reset(p *wire.Packet) bool {
-	if !t.haveSPM {
+	switch {
+	case !t.haveSPM:
 		return true
+	case int32(p.Seq-t.spmSeq) >= 0:
+		return t.fin
 	}
-	if int32(p.Seq-t.spmSeq) >= 0 || ext(t.ref, p.Lead) == t.lead {
+	if ext(t.ref, p.Lead) == t.lead {
 		t.resetSeen = false
 		return false
 	}
