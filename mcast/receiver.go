@@ -30,6 +30,7 @@ type Receiver struct {
 	qHead   int
 	qLen    int
 	closed  bool
+	err     error         // ErrInterfaceGone: Read returns it once the queue is empty
 	blocked bool          // the loop stopped delivering: the queue was full
 	avail   chan struct{} // loop → Read: events are queued
 	space   chan struct{} // Read → loop: the queue has room
@@ -63,7 +64,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	tr, err := openTransport(cfg, group, udp.OpenReceiver)
+	tr, ifi, err := openTransport(cfg, group, udp.OpenReceiver)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +110,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	r.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
 	r.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go r.loop(cfg.mtu())
+	watchInterface(ifi, group, r.done, r.fail)
 	return r, nil
 }
 
@@ -116,7 +118,10 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 // capacity: a loop that reads into one Event allocates nothing per
 // message. It returns ctx's error when ctx is done and no event is
 // queued (a queued event is returned even with ctx done, so a done ctx
-// makes Read a non-blocking poll), and ErrClosed after Close.
+// makes Read a non-blocking poll), and ErrClosed after Close. Once the
+// interface of its socket has gone (see ErrInterfaceGone), it returns an
+// error that wraps ErrInterfaceGone and names the interface and group,
+// after the events already queued.
 func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 	for {
 		r.mu.Lock()
@@ -142,6 +147,10 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 			}
 			return nil
 		}
+		if err := r.err; err != nil {
+			r.mu.Unlock()
+			return err
+		}
 		r.mu.Unlock()
 		select {
 		case <-r.avail:
@@ -151,6 +160,14 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 			return ErrClosed
 		}
 	}
+}
+
+// fail makes Read return err once the events queued are read.
+func (r *Receiver) fail(err error) {
+	r.mu.Lock()
+	r.err = err
+	r.mu.Unlock()
+	notify(r.avail)
 }
 
 // Close leaves the group and stops the Receiver; a blocked Read returns

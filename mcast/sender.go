@@ -42,6 +42,7 @@ type Sender struct {
 	qBytes  int
 	closing bool
 	closed  bool
+	err     error // ErrInterfaceGone: Send returns it
 
 	wake     chan struct{} // Send/Close → loop
 	space    chan struct{} // loop → Send: the queue has room
@@ -78,7 +79,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	tr, err := openTransport(cfg, group, udp.OpenSource)
+	tr, ifi, err := openTransport(cfg, group, udp.OpenSource)
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +163,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	s.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
 	s.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go s.loop(cfg.mtu())
+	watchInterface(ifi, group, s.done, s.fail)
 	return s, nil
 }
 
@@ -206,7 +208,9 @@ func (s *Sender) MaxPacketPayload() int { return s.maxTSDU }
 
 // Send queues one message. It blocks while the queue ahead of the rate
 // limiter is full, until ctx is done or the Sender is closed. The message
-// is copied before Send returns.
+// is copied before Send returns. Once the interface of its socket has
+// gone, it returns an error that wraps ErrInterfaceGone and names the
+// interface and group.
 func (s *Sender) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > s.maxMsg {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrMessageTooLarge, len(msg), s.maxMsg)
@@ -216,6 +220,10 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 		if s.closing {
 			s.mu.Unlock()
 			return ErrClosed
+		}
+		if err := s.err; err != nil {
+			s.mu.Unlock()
+			return err
 		}
 		if len(s.queue) == 0 || len(s.queue) < sendQueueMsgs && s.qBytes+len(msg) <= sendQueueBytes {
 			var b []byte
@@ -243,6 +251,14 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 			return ErrClosed
 		}
 	}
+}
+
+// fail makes Send return err (a blocked one too).
+func (s *Sender) fail(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+	notify(s.space)
 }
 
 // Write sends p as one message (io.Writer).
