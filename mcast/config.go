@@ -88,8 +88,9 @@ type Config struct {
 	// ReceiveWindow bounds the packets a Receiver holds per source. Zero
 	// means 32768.
 	ReceiveWindow int
-	// Queue is how many events a Receiver buffers for Read. When it is
-	// full, data waits in the receive window; when that overflows, the
+	// Queue is how many events a Receiver buffers for Read, with at most
+	// 4 MiB of message data. When it is full, data waits in the receive
+	// window; when that overflows, the
 	// oldest becomes an EventLoss (LossOverrun). Zero means DefaultQueue.
 	Queue int
 	// SourceExpiry is how long a source may be silent before EventSourceGone.

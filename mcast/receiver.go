@@ -15,6 +15,10 @@ import (
 	"github.com/relmcast/relmcast/session"
 )
 
+// queueBytes bounds the message data a Receiver queues for Read (besides
+// Config.Queue events), and the data a Sender queues ahead of its loop.
+const queueBytes = 4 << 20
+
 // Receiver receives the messages of every source sending to a multicast
 // group, repairing what it misses. Read returns them as an ordered stream
 // of events. Read may be called from several goroutines; one internal
@@ -27,6 +31,7 @@ type Receiver struct {
 
 	mu      sync.Mutex // guards the queue and closed
 	queue   []Event    // ring of events ready for Read
+	data    byteFIFO   // their Data, in the same order
 	qHead   int
 	qLen    int
 	closed  bool
@@ -83,6 +88,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 		group: group,
 		tr:    tr,
 		queue: make([]Event, q),
+		data:  newByteFIFO(queueBytes),
 		avail: make(chan struct{}, 1),
 		space: make(chan struct{}, 1),
 		quit:  make(chan struct{}),
@@ -134,6 +140,8 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 			data := ev.Data
 			*ev = *e
 			ev.Data = append(data[:0], e.Data...)
+			r.data.free(len(e.Data))
+			e.Data = nil
 			r.qHead = (r.qHead + 1) % len(r.queue)
 			r.qLen--
 			more, wake := r.qLen > 0, r.blocked
@@ -265,7 +273,13 @@ func (r *Receiver) deliver() {
 			r.blocked = true
 			return false
 		}
-		r.queue[(r.qHead+r.qLen)%len(r.queue)].copyFrom(e)
+		data, ok := r.data.alloc(len(e.Data))
+		if !ok {
+			r.blocked = true
+			return false
+		}
+		copy(data, e.Data)
+		r.queue[(r.qHead+r.qLen)%len(r.queue)].copyFrom(e, data)
 		r.qLen++
 		return true
 	})

@@ -38,8 +38,7 @@ type Sender struct {
 
 	mu      sync.Mutex // guards the fields below
 	queue   [][]byte   // messages handed over by Send, in order
-	spare   [][]byte   // buffers to reuse
-	qBytes  int
+	data    byteFIFO   // their bytes
 	closing bool
 	closed  bool
 	err     error // ErrInterfaceGone: Send returns it
@@ -54,10 +53,12 @@ type Sender struct {
 	final     SenderStats
 }
 
-// Queue bounds between Send and the loop: beyond them Send blocks.
+// Queue bounds between Send and the loop: beyond them Send blocks. The
+// bytes are held in one buffer of that size (byteFIFO), which any
+// message fits when the queue is empty.
 const (
 	sendQueueMsgs  = 1024
-	sendQueueBytes = 4 << 20
+	sendQueueBytes = queueBytes
 )
 
 // SenderStats are a Sender's counters.
@@ -159,6 +160,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		statsReq: make(chan chan SenderStats),
 		done:     make(chan struct{}),
 		core:     core,
+		data:     newByteFIFO(sendQueueBytes),
 	}
 	s.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
 	s.wlog = &errLog{l: cfg.Logger, what: "send failed"}
@@ -225,13 +227,14 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 			s.mu.Unlock()
 			return err
 		}
-		if len(s.queue) == 0 || len(s.queue) < sendQueueMsgs && s.qBytes+len(msg) <= sendQueueBytes {
-			var b []byte
-			if n := len(s.spare); n > 0 {
-				b, s.spare = s.spare[n-1], s.spare[:n-1]
-			}
-			s.queue = append(s.queue, append(b[:0], msg...))
-			s.qBytes += len(msg)
+		var b []byte
+		ok := len(s.queue) < sendQueueMsgs
+		if ok {
+			b, ok = s.data.alloc(len(msg)) // an empty queue takes any message
+		}
+		if ok {
+			copy(b, msg)
+			s.queue = append(s.queue, b)
 			first := len(s.queue) == 1
 			s.mu.Unlock()
 			if first {
@@ -373,8 +376,7 @@ func (s *Sender) takeQueue(now time.Time) (closing bool) {
 		if err := s.core.Send(now, m); err != nil {
 			break
 		}
-		s.qBytes -= len(m)
-		s.spare = append(s.spare, m)
+		s.data.free(len(m))
 		took++
 	}
 	if took > 0 {

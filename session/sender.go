@@ -368,7 +368,13 @@ type Sender struct {
 	base time.Time // time 0 of the ns clocks below
 	now  int64     // latest time seen, ns since base (never goes back)
 
-	slots    []txSlot // power-of-two ring indexed by sqn & (len-1)
+	slots []txSlot // power-of-two ring indexed by sqn & (len-1)
+	// freeBufs are TPDU buffers of evicted slots, for the next ones
+	// queued: only the slots in use hold one. The ring is a power of two
+	// (32768 slots for the default 16384+4096), and every slot would
+	// otherwise keep a MaxTPDU buffer once the numbers have gone round
+	// it: 48 MB where at most 30 MB are in use.
+	freeBufs [][]byte
 	maxSlots int
 	trail    uint32
 	nextSend uint32
@@ -581,7 +587,11 @@ func (s *Sender) enqueue(payload []byte, frag bool, f wire.Fragment, last, syn b
 	sl := s.slot(s.nextSeq)
 	buf := sl.buf[:0]
 	if cap(buf) < s.cfg.MaxTPDU {
-		buf = make([]byte, 0, s.cfg.MaxTPDU)
+		if n := len(s.freeBufs); n > 0 {
+			buf, s.freeBufs = s.freeBufs[n-1][:0], s.freeBufs[:n-1]
+		} else {
+			buf = make([]byte, 0, s.cfg.MaxTPDU)
+		}
 	}
 	sl.buf = txAppendODATA(buf, &s.cfg, s.nextSeq, frag, f, payload, syn)
 	sl.tsdu = int32(len(payload))
@@ -647,6 +657,10 @@ func (s *Sender) evictOne() {
 	sl.flags = 0
 	s.sentSize -= int(sl.tsdu)
 	s.trail++
+	if sl.buf != nil {
+		s.freeBufs = append(s.freeBufs, sl.buf)
+		sl.buf = nil
+	}
 }
 
 // expire evicts sent TPDUs older than WindowTime.
