@@ -7,8 +7,8 @@ import "testing"
 // keep their data in one buffer each (no buffer per entry that grows to
 // the largest message it held), and still allocate nothing per message.
 func TestAllocsPerMessageMixed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow")
+	if testing.Short() || raceEnabled {
+		t.Skip("slow, or under the race detector (see raceEnabled)")
 	}
 	p := newPipe(t)
 	var msgs [][]byte
