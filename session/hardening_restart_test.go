@@ -185,7 +185,7 @@ func TestRestartSameTSICores(t *testing.T) {
 		for i := range 20 {
 			msg := fmt.Sprint(prefix, i)
 			if i == 0 {
-				msg = string(make([]byte, tx.MaxTSDU())) // the first one needs fragmenting with OPT_SYN
+				msg = string(make([]byte, 3000)) // fragmented: OPT_SYN on the first fragment
 			}
 			if err := tx.Send(x.now, []byte(msg)); err != nil {
 				t.Fatal(err)
@@ -231,9 +231,9 @@ func TestRestartSameTSICores(t *testing.T) {
 		if restart {
 			ev[0] = fmt.Sprintf("restart from %v", testTSI)
 		}
-		ev = append(ev, fmt.Sprintf(`data %d-%d %q`, first, first+1, make([]byte, 1448)))
+		ev = append(ev, fmt.Sprintf(`data %d-%d %q`, first, first+2, make([]byte, 3000)))
 		for i := range uint32(19) {
-			ev = append(ev, fmt.Sprintf(`data %d-%d "%s%d"`, first+2+i, first+2+i, prefix, i+1))
+			ev = append(ev, fmt.Sprintf(`data %d-%d "%s%d"`, first+3+i, first+3+i, prefix, i+1))
 		}
 		return append(ev, "gone fin")
 	}
@@ -242,4 +242,58 @@ func TestRestartSameTSICores(t *testing.T) {
 	x.advance(100 * time.Millisecond)
 	run(5, "b", true)
 	x.wantEvents(want("b", 5, true)...)
+}
+
+// TestSenderSYN: with SYN on, the session's first TPDU carries OPT_SYN
+// and no other does; a first message that fits one TPDU only without
+// the option goes without it, unfragmented; a fragmented first message
+// has it on its first fragment, 4 bytes shorter, when that costs no
+// fragment more.
+func TestSenderSYN(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		size  int
+		syn   bool
+		tpdus int
+	}{
+		{"small", 100, true, 1},
+		{"one TPDU, full", 1448, false, 1},
+		{"one TPDU, room for OPT_SYN", 1440, true, 1},
+		{"fragmented", 3000, true, 3},
+		{"fragmented, last fragment full", 1428 * 2, false, 2},
+	} {
+		h := startedTx(t, SenderConfig{SYN: true, FirstSeq: 77})
+		h.send(make([]byte, tc.size))
+		h.send([]byte("second"))
+		var data []*wire.Packet
+		for _, p := range h.pollAll() {
+			if p.Type == wire.TypeODATA {
+				data = append(data, p)
+			}
+		}
+		if len(data) != tc.tpdus+1 {
+			t.Fatalf("%s: %d ODATA", tc.name, len(data))
+		}
+		off := 0
+		for i, p := range data {
+			if p.SYN != (i == 0 && tc.syn) {
+				t.Errorf("%s: ODATA %d (seq %d) SYN %v", tc.name, i, p.Seq, p.SYN)
+			}
+			if p.Len() > h.s.Config().MaxTPDU {
+				t.Errorf("%s: ODATA %d of %d bytes", tc.name, i, p.Len())
+			}
+			if i < tc.tpdus && tc.tpdus > 1 {
+				if !p.HasFragment || p.Fragment.Offset != uint32(off) || p.Fragment.First != 77 {
+					t.Errorf("%s: fragment %d: %+v at offset %d", tc.name, i, p.Fragment, off)
+				}
+				off += len(p.Payload)
+			}
+		}
+		if tc.tpdus > 1 && off != tc.size {
+			t.Errorf("%s: fragments carry %d bytes", tc.name, off)
+		}
+		if tc.tpdus == 1 && data[0].HasFragment {
+			t.Errorf("%s: a one-TPDU message fragmented", tc.name)
+		}
+	}
 }

@@ -152,9 +152,11 @@ type SenderConfig struct {
 	// with OPT_SYN (RFC 3208 §9.4), so that receivers tell a restarted
 	// sender with the same TSI from its previous session at once (see
 	// Receiver). OpenPGM receivers ignore the option. The TPDU carrying
-	// it has 8 bytes of options more (4 with OPT_FRAGMENT), so a first
-	// message that does not fit with them is fragmented (its first
-	// fragment 4 bytes shorter). Off when FEC is on.
+	// it has 8 bytes of options more (4 with OPT_FRAGMENT: the first
+	// fragment is 4 bytes shorter), so it goes only on a first message
+	// that fits as many TPDUs with it as without: at most MaxTSDU-8
+	// bytes, or fragmented with room to spare in its last fragment. Off
+	// when FEC is on.
 	SYN bool
 
 	// NCFRate bounds the NCFs, in bytes per second on the wire
@@ -530,14 +532,19 @@ func (s *Sender) Send(now time.Time, msg []byte) error {
 	first := s.maxFrag // payload of the first fragment
 	if syn {
 		// The first TPDU carries OPT_SYN: 8 bytes more without
-		// OPT_FRAGMENT, 4 with it. The first fragment is shorter.
-		first -= 4
-		n = 1
-		if len(msg) > s.maxTSDU-8 {
-			n = 1 + (len(msg)-first+s.maxFrag-1)/s.maxFrag
+		// OPT_FRAGMENT, 4 with it (the first fragment is 4 bytes
+		// shorter). Only where that costs no TPDU more: a message that
+		// fits one TPDU is never fragmented for it (ZeroMQ receivers
+		// take no fragmented message, see mcast/zmqpgm).
+		switch {
+		case n == 1:
+			syn = len(msg) <= s.maxTSDU-8
+		default:
+			first -= 4
+			syn = 1+(len(msg)-first+s.maxFrag-1)/s.maxFrag == n
 		}
-		if n > s.cfg.MaxQueued { // no room for the extra TPDU: no OPT_SYN
-			syn, first, n = false, s.maxFrag, txTPDUs(len(msg), s.maxTSDU, s.maxFrag)
+		if !syn {
+			first = s.maxFrag
 		}
 	}
 	if s.unsent()+n > s.cfg.MaxQueued {
