@@ -147,7 +147,9 @@ const (
 	// EventSourceRestart reports a new session (Source) from the same
 	// sender as an earlier one (Prev): same GSI, same address, or the same
 	// TSI whose sequence numbers started over (Source == Prev). It takes
-	// the place of EventSourceNew, and comes after Prev's last event.
+	// the place of EventSourceNew, and comes after Prev's last event:
+	// Prev's stream ends there, or, for the same TSI started over after
+	// Prev finished or expired, ended with its EventSourceGone.
 	EventSourceRestart
 )
 
