@@ -88,8 +88,9 @@ type Config struct {
 	// ReceiveWindow bounds the packets a Receiver holds per source. Zero
 	// means 32768.
 	ReceiveWindow int
-	// Queue is how many events a Receiver buffers for Read. When it is
-	// full, data waits in the receive window; when that overflows, the
+	// Queue is how many events a Receiver buffers for Read, with at most
+	// 4 MiB of message data. When it is full, data waits in the receive
+	// window; when that overflows, the
 	// oldest becomes an EventLoss (LossOverrun). Zero means DefaultQueue.
 	Queue int
 	// SourceExpiry is how long a source may be silent before EventSourceGone.
@@ -114,6 +115,13 @@ type Config struct {
 	// NAKRetries is how many NAKs without NCF, and how many NCF'd waits,
 	// before a hole is reported lost. Zero means 10.
 	NAKRetries int
+	// NAKRate bounds the NAK packets a Receiver sends, all sources
+	// together, per second; one over it is not sent and its sequence
+	// numbers are NAKed again at the next retry (counted in
+	// ReceiverStats.NAKsLimited). It bounds what spoofed packets can make
+	// a receiver send to an address of their choosing. Zero means 5000
+	// (bursts of 1000); negative means unlimited.
+	NAKRate int
 	// Passive receivers never NAK: they take what comes.
 	Passive bool
 

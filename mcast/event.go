@@ -91,13 +91,14 @@ func (e *Event) String() string {
 	return "unknown event"
 }
 
-// copyFrom fills e from a core event, reusing e.Data's capacity.
-func (e *Event) copyFrom(c *session.Event) {
+// copyFrom fills e from a core event, with data (a copy of c.Data made
+// by the caller) as its Data.
+func (e *Event) copyFrom(c *session.Event, data []byte) {
 	*e = Event{
 		Kind:       c.Kind,
 		Source:     SourceID(c.Source),
 		Addr:       c.Addr,
-		Data:       append(e.Data[:0], c.Data...),
+		Data:       data,
 		Seq:        c.First,
 		LastSeq:    c.Last,
 		Lost:       c.Lost,

@@ -16,6 +16,10 @@ import (
 	"github.com/relmcast/relmcast/session"
 )
 
+// queueBytes bounds the message data a Receiver queues for Read (besides
+// Config.Queue events), and the data a Sender queues ahead of its loop.
+const queueBytes = 4 << 20
+
 // Receiver receives the messages of every source sending to a multicast
 // group, repairing what it misses. Read returns them as an ordered stream
 // of events. Read may be called from several goroutines; one internal
@@ -28,9 +32,11 @@ type Receiver struct {
 
 	mu      sync.Mutex // guards the queue and closed
 	queue   []Event    // ring of events ready for Read
+	data    byteFIFO   // their Data, in the same order
 	qHead   int
 	qLen    int
 	closed  bool
+	err     error         // ErrInterfaceGone: Read returns it once the queue is empty
 	blocked bool          // the loop stopped delivering: the queue was full
 	avail   chan struct{} // loop → Read: events are queued
 	space   chan struct{} // Read → loop: the queue has room
@@ -68,7 +74,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	tr, err := openTransport(cfg, group, udp.OpenReceiver)
+	tr, ifi, err := openTransport(cfg, group, udp.OpenReceiver)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +93,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 		group: group,
 		tr:    tr,
 		queue: make([]Event, q),
+		data:  newByteFIFO(queueBytes),
 		avail: make(chan struct{}, 1),
 		space: make(chan struct{}, 1),
 		quit:  make(chan struct{}),
@@ -99,6 +106,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 			MaxSources:   cfg.MaxSources,
 			SourceExpiry: cmp.Or(cfg.SourceExpiry, DefaultSourceExpiry),
 			Passive:      cfg.Passive,
+			NAKRate:      cfg.NAKRate,
 			Seed:         seed,
 			FECMaxTSDU:   cfg.mtu() - ipOverhead(group.Addr()) - 24, // PGM header + data header
 			NAK: nak.Config{
@@ -115,6 +123,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	r.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
 	r.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go r.loop(cfg.mtu())
+	watchInterface(ifi, group, r.done, r.fail)
 	return r, nil
 }
 
@@ -122,7 +131,10 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 // capacity: a loop that reads into one Event allocates nothing per
 // message. It returns ctx's error when ctx is done and no event is
 // queued (a queued event is returned even with ctx done, so a done ctx
-// makes Read a non-blocking poll), and ErrClosed after Close.
+// makes Read a non-blocking poll), and ErrClosed after Close. Once the
+// interface of its socket has gone (see ErrInterfaceGone), it returns an
+// error that wraps ErrInterfaceGone and names the interface and group,
+// after the events already queued.
 func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 	for {
 		r.mu.Lock()
@@ -135,6 +147,8 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 			data := ev.Data
 			*ev = *e
 			ev.Data = append(data[:0], e.Data...)
+			r.data.free(len(e.Data))
+			e.Data = nil
 			r.qHead = (r.qHead + 1) % len(r.queue)
 			r.qLen--
 			more, wake := r.qLen > 0, r.blocked
@@ -148,6 +162,10 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 			}
 			return nil
 		}
+		if err := r.err; err != nil {
+			r.mu.Unlock()
+			return err
+		}
 		r.mu.Unlock()
 		select {
 		case <-r.avail:
@@ -157,6 +175,14 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 			return ErrClosed
 		}
 	}
+}
+
+// fail makes Read return err once the events queued are read.
+func (r *Receiver) fail(err error) {
+	r.mu.Lock()
+	r.err = err
+	r.mu.Unlock()
+	notify(r.avail)
 }
 
 // Close leaves the group and stops the Receiver; a blocked Read returns
@@ -256,8 +282,14 @@ func (r *Receiver) deliver() {
 			r.blocked = true
 			return false
 		}
+		data, ok := r.data.alloc(len(e.Data))
+		if !ok {
+			r.blocked = true
+			return false
+		}
+		copy(data, e.Data)
 		ev := &r.queue[(r.qHead+r.qLen)%len(r.queue)]
-		ev.copyFrom(e)
+		ev.copyFrom(e, data)
 		r.qLen++
 		if r.log != nil && ev.Kind != EventData {
 			logEvent(r.log, ev)

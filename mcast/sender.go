@@ -39,10 +39,10 @@ type Sender struct {
 
 	mu      sync.Mutex // guards the fields below
 	queue   [][]byte   // messages handed over by Send, in order
-	spare   [][]byte   // buffers to reuse
-	qBytes  int
+	data    byteFIFO   // their bytes
 	closing bool
 	closed  bool
+	err     error // ErrInterfaceGone: Send returns it
 
 	wake     chan struct{} // Send/Close → loop
 	space    chan struct{} // loop → Send: the queue has room
@@ -57,10 +57,12 @@ type Sender struct {
 	log   *slog.Logger // nil: silent
 }
 
-// Queue bounds between Send and the loop: beyond them Send blocks.
+// Queue bounds between Send and the loop: beyond them Send blocks. The
+// bytes are held in one buffer of that size (byteFIFO), which any
+// message fits when the queue is empty.
 const (
 	sendQueueMsgs  = 1024
-	sendQueueBytes = 4 << 20
+	sendQueueBytes = queueBytes
 )
 
 // SenderStats are a Sender's counters.
@@ -85,13 +87,23 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	tr, err := openTransport(cfg, group, udp.OpenSource)
+	tr, ifi, err := openTransport(cfg, group, udp.OpenSource)
 	if err != nil {
 		return nil, err
 	}
 	gsi, port := cfg.GSI, cfg.SourcePort
-	var rnd [8]byte
+	var rnd [12]byte
 	rand.Read(rnd[:])
+	// A random first sequence number, and OPT_SYN on the first packet:
+	// a sender restarted with the same TSI is then told from its previous
+	// session by receivers (see session.SenderConfig.SYN and FirstSeq).
+	first := binary.BigEndian.Uint32(rnd[8:])
+	if zeroFirstSeq {
+		first = 0
+	}
+	if cfg.FECGroupSize > 0 {
+		first -= first % uint32(cfg.FECGroupSize)
+	}
 	if gsi == ([6]byte{}) {
 		gsi = hostGSI(rnd)
 	}
@@ -124,6 +136,8 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		Rate:          rate,
 		MaxMessage:    wire.MaxAPDU,
 		AmbientSPM:    cfg.SPMInterval,
+		FirstSeq:      first,
+		SYN:           true,
 		FEC: session.FECConfig{
 			GroupSize: cfg.FECGroupSize,
 			Proactive: cfg.FECProactive,
@@ -155,12 +169,18 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		core:     core,
 		start:    now,
 		log:      cfg.Logger,
+		data:     newByteFIFO(sendQueueBytes),
 	}
 	s.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
 	s.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go s.loop(cfg.mtu())
+	watchInterface(ifi, group, s.done, s.fail)
 	return s, nil
 }
+
+// zeroFirstSeq makes every Sender number its packets from 0, as OpenPGM
+// does: set by this package's tests, which name sequence numbers.
+var zeroFirstSeq bool
 
 // hostGSI derives a GSI from the host name, as OpenPGM's
 // pgm_gsi_create_from_hostname does (with another hash, so that we never
@@ -169,7 +189,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 // receivers report as a restart. Two live senders never share GSI and
 // address: each binds its address and port exclusively. Without a host
 // name, the GSI is random.
-func hostGSI(rnd [8]byte) [6]byte {
+func hostGSI(rnd [12]byte) [6]byte {
 	var gsi [6]byte
 	name, err := os.Hostname()
 	if err != nil || name == "" {
@@ -199,7 +219,9 @@ func (s *Sender) MaxPacketPayload() int { return s.maxTSDU }
 
 // Send queues one message. It blocks while the queue ahead of the rate
 // limiter is full, until ctx is done or the Sender is closed. The message
-// is copied before Send returns.
+// is copied before Send returns. Once the interface of its socket has
+// gone, it returns an error that wraps ErrInterfaceGone and names the
+// interface and group.
 func (s *Sender) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > s.maxMsg {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrMessageTooLarge, len(msg), s.maxMsg)
@@ -210,13 +232,18 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 			s.mu.Unlock()
 			return ErrClosed
 		}
-		if len(s.queue) == 0 || len(s.queue) < sendQueueMsgs && s.qBytes+len(msg) <= sendQueueBytes {
-			var b []byte
-			if n := len(s.spare); n > 0 {
-				b, s.spare = s.spare[n-1], s.spare[:n-1]
-			}
-			s.queue = append(s.queue, append(b[:0], msg...))
-			s.qBytes += len(msg)
+		if err := s.err; err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		var b []byte
+		ok := len(s.queue) < sendQueueMsgs
+		if ok {
+			b, ok = s.data.alloc(len(msg)) // an empty queue takes any message
+		}
+		if ok {
+			copy(b, msg)
+			s.queue = append(s.queue, b)
 			first := len(s.queue) == 1
 			s.mu.Unlock()
 			if first {
@@ -236,6 +263,14 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 			return ErrClosed
 		}
 	}
+}
+
+// fail makes Send return err (a blocked one too).
+func (s *Sender) fail(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+	notify(s.space)
 }
 
 // Write sends p as one message (io.Writer).
@@ -356,8 +391,7 @@ func (s *Sender) takeQueue(now time.Time) (closing bool) {
 		if err := s.core.Send(now, m); err != nil {
 			break
 		}
-		s.qBytes -= len(m)
-		s.spare = append(s.spare, m)
+		s.data.free(len(m))
 		took++
 	}
 	if took > 0 {

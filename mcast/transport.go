@@ -131,15 +131,25 @@ func (r *reader) close() {
 }
 
 // openTransport returns cfg.Transport or opens sockets, and applies
-// cfg.WrapTransport.
-func openTransport(cfg *Config, group netip.AddrPort, open func(udp.Config) (*udp.Conn, error)) (Transport, error) {
+// cfg.WrapTransport. With sockets, it also returns the interface they
+// send and join on, for watchInterface.
+func openTransport(cfg *Config, group netip.AddrPort, open func(udp.Config) (*udp.Conn, error)) (Transport, *net.Interface, error) {
 	tr := cfg.Transport
+	var used *net.Interface
 	if tr == nil {
 		if ifi := cfg.Interface; ifi != nil {
 			// An interface looked up earlier may have gone since.
-			if now, err := net.InterfaceByIndex(ifi.Index); err != nil || now.Name != ifi.Name {
-				return nil, fmt.Errorf("mcast: group %v: interface %s (index %d) does not exist (any more): "+
+			now, err := net.InterfaceByIndex(ifi.Index)
+			if err != nil || now.Name != ifi.Name {
+				return nil, nil, fmt.Errorf("mcast: group %v: interface %s (index %d) does not exist (any more): "+
 					"choose one that `ip link` lists", group, ifi.Name, ifi.Index)
+			}
+			// Linux joins groups on an interface without the MULTICAST
+			// flag, but nothing is ever received or sent on it. Loopback
+			// carries multicast without the flag.
+			if now.Flags&(net.FlagMulticast|net.FlagLoopback) == 0 {
+				return nil, nil, fmt.Errorf("mcast: group %v: interface %s does not do multicast (no MULTICAST flag): "+
+					"choose another, or `ip link set %s multicast on`", group, ifi.Name, ifi.Name)
 			}
 		}
 		c, err := open(cfg.udpConfig(group))
@@ -148,14 +158,50 @@ func openTransport(cfg *Config, group netip.AddrPort, open func(udp.Config) (*ud
 			if cfg.Interface != nil {
 				ifname = "interface " + cfg.Interface.Name
 			}
-			return nil, fmt.Errorf("mcast: group %v on %s: %w", group, ifname, err)
+			return nil, nil, fmt.Errorf("mcast: group %v on %s: %w", group, ifname, err)
 		}
-		tr = c
+		tr, used = c, c.Interface()
 	}
 	if cfg.WrapTransport != nil {
 		tr = cfg.WrapTransport(tr)
 	}
-	return tr, nil
+	return tr, used, nil
+}
+
+// ErrInterfaceGone is wrapped by the error that Receiver.Read and
+// Sender.Send return once the interface of their sockets has gone (it
+// was deleted, or renamed): its group membership and sending address
+// went with it, and they are not restored if it comes back. Close and
+// start again on an interface that exists.
+var ErrInterfaceGone = errors.New("interface gone")
+
+// interfaceCheck is how often watchInterface looks.
+const interfaceCheck = time.Second
+
+// watchInterface checks every interfaceCheck, until done is closed, that
+// the interface ifi (nil: none to watch) still exists under its name, and
+// calls fail once with an error naming it and the group if not.
+func watchInterface(ifi *net.Interface, group netip.AddrPort, done <-chan struct{}, fail func(error)) {
+	if ifi == nil {
+		return
+	}
+	go func() {
+		t := time.NewTicker(interfaceCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			now, err := net.InterfaceByIndex(ifi.Index)
+			if err == nil && now.Name == ifi.Name {
+				continue
+			}
+			fail(fmt.Errorf("mcast: group %v: interface %s (index %d): %w", group, ifi.Name, ifi.Index, ErrInterfaceGone))
+			return
+		}
+	}()
 }
 
 // timerReset points t at deadline d (zero: far away).

@@ -81,11 +81,17 @@ func TestAttackSequenceJump(t *testing.T) {
 		fmt.Sprintf("restart from %v", testTSI), fmt.Sprintf(`data %d-%d "new"`, 6+jump, 6+jump))
 	checkBounds(t, x.r)
 
-	t.Log("# a jump of 2^31-1 reads as ahead: the window overruns, bounded, and says so")
+	t.Log("# a jump of 2^31-1 reads as ahead: dropped until an SPM confirms it; then the window overruns, bounded, and says so")
 	y := newRxTest(t, ReceiverConfig{Window: 1024})
 	y.spm(0, 0, 0, false)
 	y.odata(1, 0, "a")
 	y.odata(jump, 0, "far")
+	checkBounds(t, y.r)
+	if st := y.r.Stats(); st.Dropped != 1 || len(y.r.sources[0].ring) != 64 {
+		t.Fatalf("far data not dropped: %+v", st)
+	}
+	y.spm(1, 0, jump, false)
+	y.rdata(jump, 0, "far")
 	checkBounds(t, y.r)
 	s := y.r.sources[0]
 	t.Logf("after a jump of 2^31-1: ring %d slots, NAK tracking %d numbers, window memory %d bytes",
@@ -536,39 +542,61 @@ func TestAttackSlowSourceFlood(t *testing.T) {
 	}
 }
 
-// TestAttackNAKReflection: two spoofed packets (an SPM naming a victim as
-// the source's address, then data a window ahead) make a receiver NAK the
-// whole window to the victim, NCFRetries times: bounded by the
-// configuration (Window/63 packets per retry), not by anything else. PGM
-// cannot tell; this measures it.
+// TestAttackNAKReflection: two spoofed packets per fake source (an SPM
+// naming a victim as path NLA instead of the source's address, then data
+// a window ahead) make a receiver NAK the whole window to the victim,
+// NCFRetries times: Window/63 packets per retry and per source. PGM
+// cannot tell them from real ones; the receiver-wide NAKRate bounds what
+// all of them together get out of it: NAKBurst + NAKRate × the time.
 func TestAttackNAKReflection(t *testing.T) {
 	const window = 32768
-	x := newRxTest(t, ReceiverConfig{Window: window})
-	x.spm(0, 0, 100, false)
-	x.odata(100+window-1, 0, "far")
-	packets, seqs := 0, 0
-	for range 1000 {
-		d := x.r.NextDeadline()
-		if d.IsZero() {
-			break
+	victim := netip.MustParseAddr("203.0.113.7")
+	for _, tc := range []struct {
+		sources int
+		rate    int // NAKRate; 0: default
+	}{{1, -1}, {1, 0}, {10, -1}, {10, 0}} {
+		x := newRxTest(t, ReceiverConfig{Window: window, NAKRate: tc.rate})
+		for i := range tc.sources {
+			gsi := wire.GSI{9, 9, 9, 9, 9, byte(i)}
+			x.packet(wire.Packet{Type: wire.TypeSPM, GSI: gsi, Seq: 0, Trail: 0, Lead: 100, PathNLA: victim})
+			x.packet(wire.Packet{Type: wire.TypeODATA, GSI: gsi, Seq: 100 + window - 1, Payload: []byte("far")})
 		}
-		x.now = d
-		x.r.Advance(d)
-		for {
-			b, _, ok := x.r.Poll(nil)
-			if !ok {
+		start := x.now
+		packets, seqs := 0, 0
+		for range 100000 {
+			d := x.r.NextDeadline()
+			if d.IsZero() || d.Sub(start) > 5*time.Second {
 				break
 			}
-			var p wire.Packet
-			if wire.Parse(b, &p) == nil && p.Type == wire.TypeNAK {
-				packets++
-				seqs += 1 + p.NAKListLen
+			x.now = d
+			x.r.Advance(d)
+			for {
+				b, dst, ok := x.r.Poll(nil)
+				if !ok {
+					break
+				}
+				var p wire.Packet
+				if wire.Parse(b, &p) == nil && p.Type == wire.TypeNAK {
+					if dst.Addr() != victim {
+						t.Fatalf("NAK to %v", dst)
+					}
+					packets++
+					seqs += 1 + p.NAKListLen
+				}
 			}
 		}
-	}
-	retries := x.r.cfg.NAK.NCFRetries
-	t.Logf("2 spoofed packets: %d NAK packets (%d sqns) to the named address, NCFRetries %d", packets, seqs, retries)
-	if limit := retries * (window + wire.MaxNAKSeqs - 1) / wire.MaxNAKSeqs; packets > limit {
-		t.Fatalf("%d NAK packets, more than %d", packets, limit)
+		cfg := x.r.cfg
+		elapsed := x.now.Sub(start)
+		t.Logf("%d fake sources, NAKRate %d (burst %d): %d NAK packets (%d sqns) to the victim in %v; %d not sent (NAKsLimited)",
+			tc.sources, cfg.NAKRate, cfg.NAKBurst, packets, seqs, elapsed.Round(time.Millisecond), x.r.Stats().NAKsLimited)
+		perRetry := (window + wire.MaxNAKSeqs - 1) / wire.MaxNAKSeqs
+		if limit := tc.sources * cfg.NAK.NCFRetries * perRetry; packets > limit {
+			t.Fatalf("%d NAK packets, more than %d", packets, limit)
+		}
+		if cfg.NAKRate > 0 {
+			if limit := cfg.NAKBurst + int(int64(cfg.NAKRate)*int64(elapsed)/int64(time.Second)); packets > limit {
+				t.Fatalf("%d NAK packets in %v, more than NAKRate allows (%d)", packets, elapsed, limit)
+			}
+		}
 	}
 }

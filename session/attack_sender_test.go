@@ -43,19 +43,23 @@ func txFilled(t *testing.T, cfg SenderConfig, n, size int) *txHarness {
 // floodStats is what a NAK flood got out of the sender.
 type floodStats struct {
 	naks, ncf, rdata, odata int
-	rdataBytes              int64
+	ncfSeqs                 int
+	rdataBytes, ncfBytes    int64 // IP overhead included for NCFs
 }
 
 // nakFlood NAKs the whole window [trail, lead] from spoofed addresses
 // every millisecond for d, polling everything due as it goes. It fails
 // if a sequence number is repaired twice within the NAK elimination
 // interval, or if the repairs exceed the rate limit (burst plus rate
-// times the time elapsed, IP overhead included).
+// times the time elapsed, IP overhead included); or if a sequence number
+// is confirmed more than once per interval, or NCFs exceed NCFRate.
 func nakFlood(t *testing.T, h *txHarness, d time.Duration) floodStats {
 	t.Helper()
 	cfg := h.s.Config()
 	var st floodStats
 	lastRepair := map[uint32]time.Time{}
+	ncfs := map[uint32]int{}
+	maxNCFs := int(d/cfg.NAKElim) + 1
 	start := h.now
 	var charged int64 // RDATA+ODATA bytes on the wire, IP overhead included
 	for step := time.Duration(0); step < d; step += time.Millisecond {
@@ -77,6 +81,15 @@ func nakFlood(t *testing.T, h *txHarness, d time.Duration) floodStats {
 			switch p.Type {
 			case wire.TypeNCF:
 				st.ncf++
+				st.ncfBytes += int64(p.Len() + cfg.IPOverhead)
+				for _, q := range p.NAKSeqs(nil) {
+					// Confirmed when the NAK came, sent when NCFRate let it:
+					// once per interval counts, not spacing.
+					if ncfs[q]++; ncfs[q] > maxNCFs {
+						t.Fatalf("sqn %d confirmed %d times in %v (NAKElim %v)", q, ncfs[q], d, cfg.NAKElim)
+					}
+					st.ncfSeqs++
+				}
 			case wire.TypeRDATA:
 				st.rdata++
 				if last, ok := lastRepair[p.Seq]; ok && h.now.Sub(last) < cfg.NAKElim {
@@ -90,6 +103,9 @@ func nakFlood(t *testing.T, h *txHarness, d time.Duration) floodStats {
 				st.odata++
 				charged += int64(p.Len() + cfg.IPOverhead)
 			}
+		}
+		if allowed := int64(max(cfg.NCFRate/50, 16*txNCFMax)) + cfg.NCFRate*int64(h.now.Sub(start))/int64(time.Second); st.ncfBytes > allowed {
+			t.Fatalf("after %v: %d NCF bytes sent, NCFRate allows %d", h.now.Sub(start), st.ncfBytes, allowed)
 		}
 		if cfg.Rate > 0 {
 			if allowed := int64(cfg.Burst) + cfg.Rate*int64(h.now.Sub(start))/int64(time.Second); charged > allowed {
@@ -115,10 +131,11 @@ func mustParseTx(t testing.TB, p wire.Packet) *wire.Packet {
 }
 
 // TestAttackNAKFlood: NAKs for the whole window, every millisecond, from
-// spoofed addresses. Each NAK packet gets one NCF (NCFs are not rate
-// limited: the flood is answered 1:1, never amplified); each sequence
-// number gets at most one repair per NAK elimination interval; and the
-// repairs stay within the rate limit, of which new data keeps half.
+// spoofed addresses. Each sequence number is confirmed by NCF at most
+// once per NAK elimination interval, and the NCFs stay within NCFRate
+// (never more NCFs than NAKs: not amplified); each sequence number gets
+// at most one repair per NAK elimination interval; and the repairs stay
+// within the rate limit, of which new data keeps half.
 func TestAttackNAKFlood(t *testing.T) {
 	const window, size = 1000, 1000
 	const flood = time.Second
@@ -137,10 +154,12 @@ func TestAttackNAKFlood(t *testing.T) {
 			}
 			st := nakFlood(t, h, flood)
 			s := h.s.Stats()
-			t.Logf("%v of NAKs for all %d packets of the window: NAKs in %d/s (%d sqns/s); out NCF %d/s, RDATA %d/s (%d bytes/s), ODATA %d; eliminated %d",
-				flood, window, st.naks, s.NAKSeqs, st.ncf, st.rdata, st.rdataBytes, st.odata, s.NAKsEliminated)
-			if st.ncf != st.naks || s.NCFsDropped != 0 {
-				t.Errorf("%d NCFs for %d NAKs, %d dropped", st.ncf, st.naks, s.NCFsDropped)
+			t.Logf("%v of NAKs for all %d packets of the window: NAKs in %d/s (%d sqns/s); out NCF %d/s (%d sqns, %d bytes/s, NCFRate %d), RDATA %d/s (%d bytes/s), ODATA %d; eliminated %d repairs, %d NCF sqns; %d NCFs dropped",
+				flood, window, st.naks, s.NAKSeqs, st.ncf, st.ncfSeqs, st.ncfBytes, h.s.Config().NCFRate,
+				st.rdata, st.rdataBytes, st.odata, s.NAKsEliminated, s.NCFsEliminated, s.NCFsDropped)
+			elimN := int(flood/h.s.Config().NAKElim) + 1
+			if st.ncf > st.naks || st.ncfSeqs > window*elimN {
+				t.Errorf("%d NCFs (%d sqns) for %d NAKs", st.ncf, st.ncfSeqs, st.naks)
 			}
 			elim := int(flood / h.s.Config().NAKElim)
 			if st.rdata > window*(elim+1) {

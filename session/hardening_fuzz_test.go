@@ -120,8 +120,10 @@ func FuzzReceiverWire(f *testing.F) {
 			switch e.Kind {
 			case EventSourceNew, EventSourceRestart:
 				if e.Kind == EventSourceRestart {
-					// The end of the previous session's stream.
-					if p := streams[e.Prev]; p == nil || !p.announced || p.gone {
+					// The end of the previous session's stream; or, for
+					// the same TSI started over after its tombstone, a
+					// stream that ended with its gone event.
+					if p := streams[e.Prev]; p == nil || !p.announced || p.gone && e.Prev != e.Source {
 						t.Fatalf("%v restarts %v, which was not announced or is gone", e.Source, e.Prev)
 					} else {
 						p.gone = true

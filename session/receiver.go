@@ -75,6 +75,18 @@ type ReceiverConfig struct {
 	// rate. Default 4096. Memory per FEC source is about FECWindow ×
 	// (FECMaxTSDU+14) bytes (6 MB by default).
 	FECWindow int
+	// NAKRate bounds the NAK packets (selective and parity) this receiver
+	// sends, all sources together, in packets per second; NAKBurst is the
+	// token bucket's depth. A NAK packet over the limit is not sent and
+	// is counted in NAKsLimited; its numbers stay in the NAK machine and
+	// are NAKed again at its next retry. This bounds what spoofed packets
+	// can make a receiver send to an address of their choosing (an SPM
+	// naming a victim as path NLA, then data a window ahead: Window/63 NAK
+	// packets per retry). Default 5000 packets/s (about 1.5 MB/s of full
+	// NAK lists), burst 1000 (a whole default window NAKed at once fits);
+	// negative means unlimited.
+	NAKRate  int
+	NAKBurst int
 }
 
 // minWindowBytes keeps room for a few of the largest packets.
@@ -109,6 +121,12 @@ func (c *ReceiverConfig) setDefaults() {
 	if c.FECWindow <= 0 {
 		c.FECWindow = 4096
 	}
+	if c.NAKRate == 0 {
+		c.NAKRate = 5000
+	}
+	if c.NAKBurst <= 0 {
+		c.NAKBurst = max(c.NAKRate/5, 1)
+	}
 }
 
 // EventKind says what an Event reports.
@@ -129,7 +147,9 @@ const (
 	// EventSourceRestart reports a new session (Source) from the same
 	// sender as an earlier one (Prev): same GSI, same address, or the same
 	// TSI whose sequence numbers started over (Source == Prev). It takes
-	// the place of EventSourceNew, and comes after Prev's last event.
+	// the place of EventSourceNew, and comes after Prev's last event:
+	// Prev's stream ends there, or, for the same TSI started over after
+	// Prev finished or expired, ended with its EventSourceGone.
 	EventSourceRestart
 )
 
@@ -256,7 +276,10 @@ type ReceiverStats struct {
 	Sources        int    // sources tracked now
 	SourcesDropped uint64 // packets of new sources refused: MaxSources confirmed sources
 	SourcesEvicted uint64 // unconfirmed sources evicted for new ones
-	Dropped        uint64 // packets ignored: wrong port, stale, unknown type, parity without FEC
+	NAKsLimited    uint64 // NAK packets not sent: over NAKRate (NAKed again at the next retry)
+	// Dropped: packets ignored: wrong port, stale, unknown type, parity
+	// without FEC, data more than a window past the lead (see onData).
+	Dropped uint64
 }
 
 // Receiver is the sans-IO core of a PGM receiver: all sources on one
@@ -285,23 +308,50 @@ type Receiver struct {
 
 	apdu []byte // reassembly buffer
 	ev   Event  // the event handed to Deliver's callback (reused: no allocation)
+
+	nakBucket txBucket // NAKRate, in packets; time is now.UnixNano()
 }
 
+// tomb is what a removed session leaves: enough to tell its late packets
+// from those of a new session with the same TSI (sender restarted with
+// the same GSI and port).
 type tomb struct {
 	until time.Time
-	lead  uint64
+	lead  uint64 // extended relative to ref, as the source's numbers were
 	ref   uint64
+	trail uint64 // highest trail seen (extended; 0: none): see synRestart
+	// The session's last SPM, and a first SPM numbered back from it
+	// (sequenceReset, as for a live source).
+	haveSPM   bool
+	spmSeq    uint32
+	resetSeen bool
+	resetSPM  uint32
+	fin       bool // it ended with OPT_FIN
 }
 
 // NewReceiver returns a Receiver core.
 func NewReceiver(cfg ReceiverConfig) *Receiver {
 	cfg.setDefaults()
-	return &Receiver{
+	r := &Receiver{
 		cfg:   cfg,
 		rng:   rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		byTSI: make(map[wire.TSI]*source),
 		tombs: make(map[wire.TSI]tomb),
 	}
+	if cfg.NAKRate > 0 {
+		r.nakBucket = newTxBucket(int64(cfg.NAKRate), cfg.NAKBurst)
+	}
+	return r
+}
+
+// nakAllowed takes one NAK packet from the NAKRate bucket, or counts it
+// in NAKsLimited and reports false.
+func (r *Receiver) nakAllowed() bool {
+	if r.nakBucket.take(r.now.UnixNano(), 1) {
+		return true
+	}
+	r.stats.NAKsLimited++
+	return false
 }
 
 // Stats returns the counters.
@@ -338,8 +388,11 @@ func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) 
 		if s == nil {
 			return
 		}
-	} else if p.Type == wire.TypeSPM && r.sequenceReset(s, p) {
-		s = r.restartSession(now, s, from, s.tsi, true)
+	} else if p.Type == wire.TypeSPM && p.FIN && s.staleFIN(p) {
+		r.stats.Dropped++ // a late FIN SPM of the session s replaced
+		return
+	} else if p.Type == wire.TypeSPM && r.sequenceReset(s, p) || r.synRestart(s, p) {
+		s = r.restartSession(now, s, from, s.tsi, p.Type == wire.TypeSPM)
 	}
 	s.lastHeard = now
 	if s.packets < 2 {
@@ -359,14 +412,29 @@ func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) 
 // newSource creates the state of a source at its first packet, or returns
 // nil if the packet must be ignored.
 func (r *Receiver) newSource(now time.Time, tsi wire.TSI, p *wire.Packet, from netip.Addr) *source {
+	var restartOf *tomb
 	if t, ok := r.tombs[tsi]; ok {
 		if now.Before(t.until) {
-			// Late packets of a finished session: ignore them unless they
-			// carry data beyond what that session had.
-			if p.Type != wire.TypeODATA && p.Type != wire.TypeRDATA || ext(t.ref, p.Seq) <= t.lead {
+			// Late packets of a finished session (the 2nd and 3rd FIN SPM,
+			// repairs, reordered data) are ignored. A new session with the
+			// same TSI is told from them by what the old one cannot send:
+			// SPMs numbered back from its last (two, as for a live source,
+			// see sequenceReset), OPT_SYN data that is not its own first
+			// packet (synRestart), or data beyond its lead.
+			var news bool
+			switch {
+			case p.Type == wire.TypeSPM && !p.FIN:
+				news = t.reset(p)
+				r.tombs[tsi] = t // keeps the first SPM of a reset
+			case p.Type == wire.TypeODATA || p.Type == wire.TypeRDATA:
+				q := ext(t.ref, p.Seq)
+				news = q > t.lead || p.SYN && q != t.trail
+			}
+			if !news {
 				r.stats.Dropped++
 				return nil
 			}
+			restartOf = &t
 		}
 		delete(r.tombs, tsi)
 	}
@@ -377,6 +445,14 @@ func (r *Receiver) newSource(now time.Time, tsi wire.TSI, p *wire.Packet, from n
 	}
 	if !r.admit() {
 		return nil
+	}
+	if restartOf != nil {
+		// The same TSI, started over after its last session was reported
+		// gone: a restart (EventSourceRestart with Prev = Source).
+		s := r.addSource(now, tsi, from, p.Type == wire.TypeSPM)
+		s.restartOf = tsi
+		s.stale = staleFIN{ok: restartOf.haveSPM, seq: restartOf.spmSeq, lead: uint32(restartOf.lead)}
+		return s
 	}
 	// A new session from the same GSI and address replaces an older one:
 	// a restart. The old one drains first, its holes reported lost.
@@ -416,7 +492,12 @@ func (r *Receiver) addSource(now time.Time, tsi wire.TSI, from netip.Addr, spm b
 func (r *Receiver) restartSession(now time.Time, old *source, from netip.Addr, tsi wire.TSI, spm bool) *source {
 	s := r.addSource(now, tsi, from, spm)
 	old.successor, s.prev, s.restartOf = s, old, old.tsi
-	r.close(old, LossSourceRestart, 0)
+	if tsi == old.tsi && old.haveSPM {
+		s.stale = staleFIN{ok: true, seq: old.spmSeq, lead: uint32(old.lead)}
+	}
+	if !old.closing { // one that finished, not yet swept, is closing already
+		r.close(old, LossSourceRestart, 0)
+	}
 	return s
 }
 
@@ -460,7 +541,7 @@ func (r *Receiver) close(s *source, reason LossReason, gone GoneReason) {
 // A restarted OpenPGM or relmcast sender sends three SPMs before any data,
 // so its data is not mistaken for the old session's.
 func (r *Receiver) sequenceReset(s *source, p *wire.Packet) bool {
-	if !s.started || s.closing || !s.haveSPM {
+	if !s.started || s.successor != nil || !s.haveSPM {
 		return false
 	}
 	next := s.ext(p.Lead) + 1 // the SPM's lead, plus one
@@ -476,9 +557,37 @@ func (r *Receiver) sequenceReset(s *source, p *wire.Packet) bool {
 	return false
 }
 
+// synRestart reports whether p, data marked with OPT_SYN (the first data
+// packet of a session, RFC 3208 §9.4), starts a new session of s's TSI:
+// the sender restarted with the same GSI and port. The only OPT_SYN
+// packet the session of s itself can still send is its first, and only
+// while its window still holds it, i.e. at its trail: any other number is
+// a new session. (OpenPGM never sends OPT_SYN; our Sender does, see
+// SenderConfig.SYN.)
+func (r *Receiver) synRestart(s *source, p *wire.Packet) bool {
+	if !p.SYN || p.Type != wire.TypeODATA && p.Type != wire.TypeRDATA ||
+		!s.started || s.successor != nil {
+		return false
+	}
+	return s.ext(p.Seq) != s.trail
+}
+
+// onData takes an ODATA or RDATA. Data more than a window past the lead
+// is dropped and an SPM asked for (SPMR): a source cannot get that far
+// ahead of the highest number we have seen unless we missed a whole
+// window, and then its SPM (trusted, as for OpenPGM) moves the window
+// there. Data jumping further is more likely another session with the
+// same TSI (a restarted sender whose first packets and SPMs were lost) or
+// a spoofed packet; either way it never enters this session's window.
 func (r *Receiver) onData(now time.Time, s *source, p *wire.Packet) {
 	if !s.started {
 		r.join(s, p.Seq, p.Trail)
+	} else if !s.closing && s.ext(p.Seq) > s.lead+uint64(r.cfg.Window) {
+		r.stats.Dropped++
+		if !r.cfg.Passive && s.spmrAt.IsZero() {
+			s.spmrAt = now
+		}
+		return
 	}
 	how := byODATA
 	if p.Type == wire.TypeRDATA {
@@ -486,6 +595,7 @@ func (r *Receiver) onData(now time.Time, s *source, p *wire.Packet) {
 	}
 	if r.insert(now, s, p.Seq, p.Payload, p.HasFragment, p.Fragment, how) {
 		if t := s.ext(p.Trail); t <= s.ext(p.Seq) { // a trail past the packet itself is bogus
+			s.trail = max(s.trail, t)
 			r.onTrail(s, t)
 		}
 	}
@@ -570,6 +680,7 @@ func (r *Receiver) onSPM(now time.Time, s *source, p *wire.Packet) {
 		r.extend(now, s, lead, false)
 	}
 	if t := s.ext(p.Trail); t <= lead+1 { // a trail past lead+1 is bogus
+		s.trail = max(s.trail, t)
 		r.onTrail(s, t)
 	}
 	if p.FIN {
@@ -593,8 +704,8 @@ func (r *Receiver) onNCF(now time.Time, s *source, p *wire.Packet) {
 			continue
 		}
 		if seq > s.lead {
-			if s.closing {
-				continue
+			if s.closing || seq > s.lead+uint64(r.cfg.Window) {
+				continue // as for data (onData)
 			}
 			// An NCF beyond the lead reveals loss (someone else NAKed it).
 			r.extend(now, s, seq, false)
@@ -742,12 +853,15 @@ func (r *Receiver) sendNAKs(s *source, seqs []uint64) {
 			p.NAKList[i] = uint32(q)
 		}
 		p.NAKListLen = n - 1
+		seqs = seqs[n:]
+		if !r.nakAllowed() {
+			continue
+		}
 		r.out.push(&p, dst)
 		r.stats.NAKPackets++
 		r.stats.NAKs += uint64(n)
 		s.st.nakPackets++
 		s.st.naks += uint64(n)
-		seqs = seqs[n:]
 	}
 }
 
@@ -838,7 +952,8 @@ func (r *Receiver) bury(s *source) {
 		}
 	}
 	if len(r.tombs) < r.cfg.MaxSources {
-		t := tomb{until: s.lastHeard.Add(r.cfg.SourceExpiry), lead: s.lead, ref: s.lead}
+		t := tomb{until: s.lastHeard.Add(r.cfg.SourceExpiry), lead: s.lead, ref: s.lead, trail: s.trail,
+			haveSPM: s.haveSPM, spmSeq: s.spmSeq, fin: s.fin}
 		r.tombs[s.tsi] = t
 		if !r.tombsNext.IsZero() && t.until.Before(r.tombsNext) {
 			r.tombsNext = t.until

@@ -227,11 +227,14 @@ func (r *Receiver) sendParityNAKs(s *source, entries []uint32) {
 			GroupNLA:  s.group,
 		}
 		p.NAKListLen = copy(p.NAKList[:], entries[1:n])
+		entries = entries[n:]
+		if !r.nakAllowed() {
+			continue
+		}
 		r.out.push(&p, dst)
 		r.stats.NAKPackets++
 		r.stats.ParityNAKs += uint64(n)
 		s.st.nakPackets++
 		s.st.parityNAKs += uint64(n)
-		entries = entries[n:]
 	}
 }

@@ -65,11 +65,58 @@ type source struct {
 
 	prev, successor *source // restart chain: successor waits for prev
 	restartOf       wire.TSI
+	// trail is the highest valid trail the session advertised (extended;
+	// 0: none yet): where its first packet must be for it to still send
+	// one marked OPT_SYN (Receiver.synRestart).
+	trail uint64
+	// stale identifies the FIN SPMs of the session this one replaced
+	// with the same TSI (their last SPM number and final lead), so that
+	// late ones do not end this one.
+	stale staleFIN
 
 	fec *rxFEC // nil until an SPM announces FEC
 
 	st         srcCounters // per-source counters (Receiver.Sources)
 	firstHeard time.Time   // its first packet
+}
+
+// staleFIN identifies the FIN SPMs of a session replaced by one with the
+// same TSI: numbered from seq on, advertising lead.
+type staleFIN struct {
+	ok   bool
+	seq  uint32
+	lead uint32
+}
+
+// staleFIN reports whether the FIN SPM p belongs to the session that s
+// replaced (see source.stale). A new session's own FIN SPM would have to
+// advertise the same lead as the old one's last, by chance.
+func (s *source) staleFIN(p *wire.Packet) bool {
+	return s.stale.ok && p.Lead == s.stale.lead && int32(p.Seq-s.stale.seq) >= 0
+}
+
+// reset reports whether the SPM p (without OPT_FIN), for the TSI of a
+// removed session, starts a new session. After its FIN a session sends
+// only FIN SPMs, so one numbered from its last on is new; one numbered
+// back may be a straggler from before the FIN, so, as sequenceReset does
+// for a live session, it takes two in a row, advertising a lead other
+// than the final one. Without any SPM of the old session, one suffices.
+func (t *tomb) reset(p *wire.Packet) bool {
+	switch {
+	case !t.haveSPM:
+		return true
+	case int32(p.Seq-t.spmSeq) >= 0:
+		return t.fin
+	}
+	if ext(t.ref, p.Lead) == t.lead {
+		t.resetSeen = false
+		return false
+	}
+	if t.resetSeen && int32(p.Seq-t.resetSPM) > 0 {
+		return true
+	}
+	t.resetSeen, t.resetSPM = true, p.Seq
+	return false
 }
 
 type slotState uint8

@@ -382,6 +382,18 @@ func TestReceiverHugeJump(t *testing.T) {
 	x.odata(1, 0, "a")
 	x.odata(1+1<<31-1, 0, "far")
 	x.wantEvents("source-new", `data 1-1 "a"`)
+	t.Log("# data more than a window ahead is dropped, and an SPM asked for")
+	if st := x.r.Stats(); st.Dropped != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	x.advance(x.r.cfg.SPMRDelay)
+	if b, _, ok := x.r.Poll(nil); !ok || wire.Type(b[4]) != wire.TypeSPMR {
+		t.Fatalf("no SPMR after a jump: %x", b)
+	}
+	x.naks()
+	t.Log("# the SPM confirms the lead: the window moves there, bounded")
+	x.spm(0, 0, 1<<31, false)
+	x.rdata(1<<31, 0, "far")
 	if n := x.r.sources[0].nak.Len(); n > 1024 {
 		t.Fatalf("tracking %d numbers, window is 1024", n)
 	}

@@ -51,6 +51,9 @@ const (
 	// txSPMRInterval coalesces SPMR-triggered SPMs: at most one per
 	// interval, so an SPMR flood cannot amplify into an SPM flood.
 	txSPMRInterval = 10 * time.Millisecond
+	// txNCFMax is the largest NCF: IPv6 NLAs and a full NAK list, plus
+	// IP and UDP headers.
+	txNCFMax = wire.HeaderLen + 4 + 2*20 + 4 + 4 + 4*wire.MaxNAKList + 48
 	// txNCFQueue bounds the NCFs waiting to be polled. The owner drains
 	// Poll after every batch of received packets, so this only overflows
 	// under a NAK flood larger than a read batch; extra NCFs are dropped
@@ -140,8 +143,31 @@ type SenderConfig struct {
 	// rather than exceed it. Must hold a MaxMessage message.
 	MaxQueued int
 	// FirstSeq is the first data sequence number (OpenPGM starts at 0).
-	// With FEC on it must be a multiple of FEC.GroupSize.
+	// With FEC on it must be a multiple of FEC.GroupSize. A random one
+	// (as package mcast draws) makes a restarted sender's numbers land
+	// inside a receiver's window of its previous session with
+	// probability about Window/2^32 only.
 	FirstSeq uint32
+	// SYN marks the first data packet of the session (its first TPDU)
+	// with OPT_SYN (RFC 3208 §9.4), so that receivers tell a restarted
+	// sender with the same TSI from its previous session at once (see
+	// Receiver). OpenPGM receivers ignore the option. The TPDU carrying
+	// it has 8 bytes of options more (4 with OPT_FRAGMENT: the first
+	// fragment is 4 bytes shorter), so it goes only on a first message
+	// that fits as many TPDUs with it as without: at most MaxTSDU-8
+	// bytes, or fragmented with room to spare in its last fragment. Off
+	// when FEC is on.
+	SYN bool
+
+	// NCFRate bounds the NCFs, in bytes per second on the wire
+	// (IPOverhead included), with a depth of 20 ms of it (at least 16
+	// NCFs). NCFs over it wait in the NCF queue (its overflow is dropped
+	// and counted in NCFsDropped); RDATA and ODATA do not wait for them.
+	// A NAK flood then multicasts at most NCFRate of NCFs to the group.
+	// 0 => Rate/10 when rate limited (at least 64 KiB/s), 10 MB/s when
+	// not; negative => unlimited. Independently of it, a sequence number
+	// is confirmed by NCF at most once per NAKElim interval.
+	NCFRate int64
 
 	// FEC turns on forward error correction (parity packets); off by
 	// default. See FECConfig.
@@ -182,6 +208,15 @@ func (c *SenderConfig) setDefaults() {
 	}
 	if c.MaxQueued == 0 {
 		c.MaxQueued = defaultMaxQueued
+	}
+	if c.NCFRate == 0 {
+		c.NCFRate = 10_000_000
+		if c.Rate > 0 {
+			c.NCFRate = max(c.Rate/10, 64<<10)
+		}
+	}
+	if c.FEC.GroupSize > 0 {
+		c.SYN = false // parity covers OPT_FRAGMENT only
 	}
 }
 
@@ -269,6 +304,7 @@ type SenderStats struct {
 	LastOutsideNAKer  netip.AddrPort // sender of the last such NAK
 	SPMRs             uint64         // valid SPMRs received
 	NCFsDropped       uint64         // NCFs not queued because the NCF queue was full
+	NCFsEliminated    uint64         // sqns not confirmed again: NCF'd less than NAKElim ago
 	Ignored           uint64         // other types, or packets for another session
 
 	// LateNAKers are the receivers whose NAKs named sqns outside the
@@ -294,6 +330,8 @@ const (
 	txLast     uint8 = 1 << iota // last TPDU of its message
 	txQueued                     // queued for repair
 	txRepaired                   // repairedAt is valid
+	txFrag                       // carries OPT_FRAGMENT
+	txNCFd                       // ncfAt is valid
 )
 
 // txSlot holds one TPDU of the window ring: the encoded ODATA (its trail
@@ -302,6 +340,7 @@ type txSlot struct {
 	buf        []byte // encoded ODATA; capacity MaxTPDU, reused
 	sentAt     int64  // first transmission, ns since base
 	repairedAt int64  // last RDATA, ns since base
+	ncfAt      int64  // last NCF naming it, ns since base
 	tsdu       int32  // payload length
 	flags      uint8
 
@@ -343,7 +382,13 @@ type Sender struct {
 	base time.Time // time 0 of the ns clocks below
 	now  int64     // latest time seen, ns since base (never goes back)
 
-	slots    []txSlot // power-of-two ring indexed by sqn & (len-1)
+	slots []txSlot // power-of-two ring indexed by sqn & (len-1)
+	// freeBufs are TPDU buffers of evicted slots, for the next ones
+	// queued: only the slots in use hold one. The ring is a power of two
+	// (32768 slots for the default 16384+4096), and every slot would
+	// otherwise keep a MaxTPDU buffer once the numbers have gone round
+	// it: 48 MB where at most 30 MB are in use.
+	freeBufs [][]byte
 	maxSlots int
 	trail    uint32
 	nextSend uint32
@@ -361,7 +406,11 @@ type Sender struct {
 	ncfHead int
 	ncfLen  int
 
-	bucket txBucket
+	bucket    txBucket
+	ncfBucket txBucket                // NCFRate
+	ncfSize   int                     // encoded size of the NCF at the head of the queue (0: unknown)
+	synDone   bool                    // the first TPDU (OPT_SYN) has been queued
+	ncfKeep   [wire.MaxNAKSeqs]uint32 // sqns of the NAK being NCF'd
 
 	odataTurn bool // after an RDATA, waiting ODATA goes next (Poll)
 
@@ -405,6 +454,8 @@ func NewSender(cfg SenderConfig, now time.Time) (*Sender, error) {
 		nextSend:   cfg.FirstSeq,
 		nextSeq:    cfg.FirstSeq,
 		bucket:     newTxBucket(cfg.Rate, cfg.Burst),
+		ncfBucket:  newTxBucket(max(cfg.NCFRate, 0), int(max(cfg.NCFRate/50, 16*txNCFMax))),
+		synDone:    !cfg.SYN,
 		startLeft:  txStartSPMs,
 		lastSPMR:   math.MinInt64 / 4,
 		ambientAt:  int64(cfg.AmbientSPM),
@@ -489,20 +540,42 @@ func (s *Sender) Send(now time.Time, msg []byte) error {
 		return ErrMessageTooLarge
 	}
 	n := txTPDUs(len(msg), s.maxTSDU, s.maxFrag)
+	syn := !s.synDone && s.unsent() == 0
+	first := s.maxFrag // payload of the first fragment
+	if syn {
+		// The first TPDU carries OPT_SYN: 8 bytes more without
+		// OPT_FRAGMENT, 4 with it (the first fragment is 4 bytes
+		// shorter). Only where that costs no TPDU more: a message that
+		// fits one TPDU is never fragmented for it (ZeroMQ receivers
+		// take no fragmented message, see mcast/zmqpgm).
+		switch {
+		case n == 1:
+			syn = len(msg) <= s.maxTSDU-8
+		default:
+			first -= 4
+			syn = 1+(len(msg)-first+s.maxFrag-1)/s.maxFrag == n
+		}
+		if !syn {
+			first = s.maxFrag
+		}
+	}
 	if s.unsent()+n > s.cfg.MaxQueued {
 		return ErrWouldBlock
 	}
 	s.expire(t)
 	s.reserve(n)
+	if syn {
+		s.synDone = true
+	}
 	if n == 1 {
-		s.enqueue(msg, false, wire.Fragment{}, true)
+		s.enqueue(msg, false, wire.Fragment{}, true, syn)
 		return nil
 	}
 	f := wire.Fragment{First: s.nextSeq, Length: uint32(len(msg))}
-	for off := 0; off < len(msg); off += s.maxFrag {
-		end := min(off+s.maxFrag, len(msg))
+	for off, size := 0, first; off < len(msg); off, size = off+size, s.maxFrag {
+		end := min(off+size, len(msg))
 		f.Offset = uint32(off)
-		s.enqueue(msg[off:end], true, f, end == len(msg))
+		s.enqueue(msg[off:end], true, f, end == len(msg), syn && off == 0)
 	}
 	return nil
 }
@@ -528,19 +601,26 @@ func (s *Sender) reserve(n int) {
 	s.slots = slots
 }
 
-// enqueue encodes one TPDU into the next slot.
-func (s *Sender) enqueue(payload []byte, frag bool, f wire.Fragment, last bool) {
+// enqueue encodes one TPDU into the next slot, with OPT_SYN if syn.
+func (s *Sender) enqueue(payload []byte, frag bool, f wire.Fragment, last, syn bool) {
 	sl := s.slot(s.nextSeq)
 	buf := sl.buf[:0]
 	if cap(buf) < s.cfg.MaxTPDU {
-		buf = make([]byte, 0, s.cfg.MaxTPDU)
+		if n := len(s.freeBufs); n > 0 {
+			buf, s.freeBufs = s.freeBufs[n-1][:0], s.freeBufs[:n-1]
+		} else {
+			buf = make([]byte, 0, s.cfg.MaxTPDU)
+		}
 	}
-	sl.buf = txAppendODATA(buf, &s.cfg, s.nextSeq, frag, f, payload)
+	sl.buf = txAppendODATA(buf, &s.cfg, s.nextSeq, frag, f, payload, syn)
 	sl.tsdu = int32(len(payload))
 	sl.flags = 0
 	sl.parNext, sl.parPend, sl.parRound = 0, 0, 0
 	if last {
 		sl.flags = txLast
+	}
+	if frag {
+		sl.flags |= txFrag
 	}
 	s.nextSeq++
 }
@@ -549,10 +629,13 @@ func (s *Sender) enqueue(payload []byte, frag bool, f wire.Fragment, last bool) 
 // are written at Poll time, on the copy that is sent). It produces what
 // wire.Packet.Append produces (the tests check this) but skips Append's
 // checksum, which would be computed twice per packet otherwise.
-func txAppendODATA(b []byte, c *SenderConfig, seq uint32, frag bool, f wire.Fragment, payload []byte) []byte {
+//
+// With syn, OPT_SYN follows (last, after OPT_FRAGMENT if any, so that
+// OPT_FRAGMENT stays where messageLen and slotOriginal read it).
+func txAppendODATA(b []byte, c *SenderConfig, seq uint32, frag bool, f wire.Fragment, payload []byte, syn bool) []byte {
 	var opts byte
-	if frag {
-		opts = wire.OptPresent // OPT_FRAGMENT is not network-significant
+	if frag || syn {
+		opts = wire.OptPresent // neither option is network-significant
 	}
 	b = binary.BigEndian.AppendUint16(b, c.TSI.Port)
 	b = binary.BigEndian.AppendUint16(b, c.DPort)
@@ -561,14 +644,25 @@ func txAppendODATA(b []byte, c *SenderConfig, seq uint32, frag bool, f wire.Frag
 	b = binary.BigEndian.AppendUint16(b, uint16(len(payload)))
 	b = binary.BigEndian.AppendUint32(b, seq)
 	b = append(b, 0, 0, 0, 0) // TXW_TRAIL
-	if frag {
-		// OPT_LENGTH (type 0x00, length 4, total 20), then OPT_FRAGMENT
-		// (type 0x01 | OPT_END 0x80, length 16, 2 reserved bytes, first
-		// sqn, offset, APDU length).
-		b = append(b, 0x00, 4, 0, 4+wire.FragmentOptLen, 0x01|0x80, wire.FragmentOptLen, 0, 0)
+	const optEnd, optSyn = 0x80, 0x0D
+	switch {
+	case frag:
+		// OPT_LENGTH (type 0x00, length 4, total 20 or 24), then
+		// OPT_FRAGMENT (type 0x01, | OPT_END 0x80 when last, length
+		// 16, 2 reserved bytes, first sqn, offset, APDU length).
+		total, end := byte(4+wire.FragmentOptLen), byte(optEnd)
+		if syn {
+			total, end = total+4, 0
+		}
+		b = append(b, 0x00, 4, 0, total, 0x01|end, wire.FragmentOptLen, 0, 0)
 		b = binary.BigEndian.AppendUint32(b, f.First)
 		b = binary.BigEndian.AppendUint32(b, f.Offset)
 		b = binary.BigEndian.AppendUint32(b, f.Length)
+		if syn {
+			b = append(b, optSyn|optEnd, 4, 0, 0)
+		}
+	case syn:
+		b = append(b, 0x00, 4, 0, 8, optSyn|optEnd, 4, 0, 0)
 	}
 	return append(b, payload...)
 }
@@ -582,6 +676,10 @@ func (s *Sender) evictOne() {
 	sl.flags = 0
 	s.sentSize -= int(sl.tsdu)
 	s.trail++
+	if sl.buf != nil {
+		s.freeBufs = append(s.freeBufs, sl.buf)
+		sl.buf = nil
+	}
 }
 
 // expire evicts sent TPDUs older than WindowTime.
@@ -651,30 +749,67 @@ func (s *Sender) onNAK(t int64, p *wire.Packet, from netip.AddrPort) {
 		return
 	}
 	s.stats.NAKs++
-	// One NCF per NAK packet, at once and unconditionally: for sqns
-	// outside the window and duplicates too (as OpenPGM does). Duplicates
-	// are routine with OpenPGM receivers: after each NAK list they send a
-	// single NAK for the list's first sqn as well (a slip in its
-	// nak_rb_state, not RFC 3208 behaviour), which nakSeq eliminates.
-	s.queueNCF(p, 0)
+	// One NCF per NAK packet, for sqns outside the window and duplicates
+	// too (as OpenPGM does), except that a sqn of the window is confirmed
+	// at most once per NAKElim interval: a NAK flood cannot make us
+	// multicast more NCFs than there are sqns (and NCFRate bounds them
+	// all). Duplicates are routine with OpenPGM receivers: after each NAK
+	// list they send a single NAK for the list's first sqn as well (a
+	// slip in its nak_rb_state, not RFC 3208 behaviour), which nakSeq
+	// eliminates, and which needs no second NCF.
+	s.queueNCFFor(t, p)
 	s.nakSeq(t, p.Seq, from)
 	for _, q := range p.NAKList[:p.NAKListLen] {
 		s.nakSeq(t, q, from)
 	}
 }
 
+// queueNCFFor queues the NCF that answers the selective NAK p, naming its
+// sqns but those of the window confirmed less than NAKElim ago (none at
+// all if that leaves none).
+func (s *Sender) queueNCFFor(t int64, p *wire.Packet) {
+	if s.ncfLen == len(s.ncf) {
+		s.stats.NCFsDropped++ // before marking its sqns confirmed
+		return
+	}
+	keep := s.ncfKeep[:0]
+	for i := -1; i < p.NAKListLen; i++ {
+		q := p.Seq
+		if i >= 0 {
+			q = p.NAKList[i]
+		}
+		if s.inWindow(q) && s.nakElim > 0 {
+			sl := s.slot(q)
+			if sl.flags&txNCFd != 0 && t-sl.ncfAt < s.nakElim {
+				s.stats.NCFsEliminated++
+				continue
+			}
+			sl.flags |= txNCFd
+			sl.ncfAt = t
+		}
+		keep = append(keep, q)
+	}
+	if len(keep) > 0 {
+		s.queueNCFList(keep[0], keep[1:], 0)
+	}
+}
+
 // queueNCF queues the NCF that answers the NAK p, with options opts.
 func (s *Sender) queueNCF(p *wire.Packet, opts uint8) {
+	s.queueNCFList(p.Seq, p.NAKList[:p.NAKListLen], opts)
+}
+
+// queueNCFList queues an NCF for seq and list, with options opts.
+func (s *Sender) queueNCFList(seq uint32, list []uint32, opts uint8) {
 	if s.ncfLen == len(s.ncf) {
 		s.stats.NCFsDropped++
 		return
 	}
 	e := &s.ncf[(s.ncfHead+s.ncfLen)%len(s.ncf)]
 	s.ncfLen++
-	e.seq = p.Seq
+	e.seq = seq
 	e.opts = opts
-	e.n = uint8(p.NAKListLen)
-	copy(e.list[:], p.NAKList[:p.NAKListLen])
+	e.n = uint8(copy(e.list[:], list))
 }
 
 // nakSeq queues a repair of q unless it is outside the window, already
@@ -832,7 +967,9 @@ func (s *Sender) Poll(now time.Time, buf []byte) (pkt []byte, ok bool) {
 	t := s.tick(now)
 	s.expire(t)
 	if s.ncfLen > 0 {
-		return s.pollNCF(buf), true
+		if out, ok := s.pollNCF(t, buf); ok {
+			return out, true
+		}
 	}
 	if s.spmAt() <= t {
 		return s.pollSPM(t, buf), true
@@ -904,7 +1041,7 @@ func (s *Sender) odataFirst() bool { return s.odataTurn && s.nextSend != s.nextS
 // messageLen is the length of the message whose last TPDU is sl.
 func (s *Sender) messageLen(sl *txSlot) int {
 	b := sl.buf
-	if b[5]&wire.OptPresent != 0 {
+	if sl.flags&txFrag != 0 {
 		// OPT_FRAGMENT's APDU length: the last 4 bytes of the options.
 		off := wire.HeaderLen + wire.DataHeaderLen + wire.FragmentOverhead - 4
 		return int(binary.BigEndian.Uint32(b[off:]))
@@ -912,10 +1049,23 @@ func (s *Sender) messageLen(sl *txSlot) int {
 	return int(sl.tsdu)
 }
 
-func (s *Sender) pollNCF(buf []byte) []byte {
-	e := &s.ncf[s.ncfHead]
+// pollNCF appends the NCF at the head of the queue, if NCFRate lets it
+// go at t.
+func (s *Sender) pollNCF(t int64, buf []byte) ([]byte, bool) {
+	start := len(buf)
+	out := s.appendNCF(buf, &s.ncf[s.ncfHead])
+	if !s.ncfBucket.take(t, len(out)-start+s.cfg.IPOverhead) {
+		s.ncfSize = len(out) - start
+		return out[:start], false
+	}
+	s.ncfSize = 0
 	s.ncfHead = (s.ncfHead + 1) % len(s.ncf)
 	s.ncfLen--
+	s.stats.NCF++
+	return out, true
+}
+
+func (s *Sender) appendNCF(buf []byte, e *txNCF) []byte {
 	p := wire.Packet{
 		SPort:      s.cfg.TSI.Port,
 		DPort:      s.cfg.DPort,
@@ -928,7 +1078,6 @@ func (s *Sender) pollNCF(buf []byte) []byte {
 		NAKListLen: int(e.n),
 	}
 	copy(p.NAKList[:], e.list[:e.n])
-	s.stats.NCF++
 	return s.appendPacket(buf, &p)
 }
 
@@ -1006,7 +1155,12 @@ func (s *Sender) appendPacket(buf []byte, p *wire.Packet) []byte {
 func (s *Sender) NextDeadline() time.Time {
 	at := int64(math.MaxInt64)
 	if s.ncfLen > 0 {
+		// ncfSize is known once Poll found the bucket short; until then
+		// the NCF is due now.
 		at = math.MinInt64
+		if s.ncfSize > 0 {
+			at = s.ncfBucket.readyAt(s.now, s.ncfSize+s.cfg.IPOverhead)
+		}
 	}
 	at = min(at, s.spmAt())
 	if q, ok := s.peekRepair(); ok && !s.odataFirst() {

@@ -173,7 +173,7 @@ func (s *Sender) padGroup() {
 	}
 	s.reserve(n)
 	for range n {
-		s.enqueue(nil, true, wire.Fragment{First: s.nextSeq, Length: 1}, false)
+		s.enqueue(nil, true, wire.Fragment{First: s.nextSeq, Length: 1}, false, false)
 		s.stats.Padding++
 	}
 }
@@ -181,7 +181,7 @@ func (s *Sender) padGroup() {
 // slotOriginal returns the FEC original held in a window slot.
 func slotOriginal(sl *txSlot) fec.Original {
 	o := fec.Original{TSDU: sl.buf[len(sl.buf)-int(sl.tsdu):]}
-	if sl.buf[5]&wire.OptPresent != 0 {
+	if sl.flags&txFrag != 0 {
 		off := wire.HeaderLen + wire.DataHeaderLen + 8 // OPT_LENGTH, OPT_FRAGMENT header
 		o.HasFragment = true
 		o.Fragment = fec.Fragment{

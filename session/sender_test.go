@@ -324,14 +324,15 @@ func TestSenderMaxMessage(t *testing.T) {
 // the codec.
 func TestSenderODATAEncoding(t *testing.T) {
 	c := txConfig(SenderConfig{})
-	for _, frag := range []bool{false, true} {
+	for i := range 4 {
+		frag, syn := i&1 != 0, i&2 != 0
 		f := wire.Fragment{First: 0xFFFFFFFE, Offset: 2856, Length: 5000}
 		payload := txMsg(300, 5)
-		got := txAppendODATA(nil, &c, 0xFFFFFFFF, frag, f, payload)
+		got := txAppendODATA(nil, &c, 0xFFFFFFFF, frag, f, payload, syn)
 		wire.SetTrail(got, 0x01020304)
 		p := wire.Packet{
 			SPort: c.TSI.Port, DPort: c.DPort, Type: wire.TypeODATA, GSI: c.TSI.GSI,
-			Seq: 0xFFFFFFFF, Trail: 0x01020304, Payload: payload, HasFragment: frag, Fragment: f,
+			Seq: 0xFFFFFFFF, Trail: 0x01020304, Payload: payload, HasFragment: frag, Fragment: f, SYN: syn,
 		}
 		want, err := p.Append(nil)
 		if err != nil {
@@ -428,17 +429,18 @@ func TestSenderNAKElimination(t *testing.T) {
 		h.send([]byte{byte(i)})
 	}
 	h.pollAll()
-	// A duplicate NAK while the repair is queued: two NCFs, one RDATA.
-	// The NAK-list-plus-single quirk (a sqn twice in one NAK) too.
+	// A duplicate NAK while the repair is queued: one NCF (a sqn is
+	// confirmed once per NAKElim), one RDATA. The NAK-list-plus-single
+	// quirk (a sqn twice in one NAK) too.
 	h.handle(txNAK(2))
 	h.handle(txNAK(2, 2))
-	if got := types(h.pollAll()); got != "NCF NCF RDATA" {
+	if got := types(h.pollAll()); got != "NCF RDATA" {
 		t.Fatalf("duplicate NAK: %s", got)
 	}
-	// Within NAKElim after the RDATA: NCF only.
+	// Within NAKElim after the RDATA and NCF: nothing.
 	h.advance(19 * time.Millisecond)
 	h.handle(txNAK(2))
-	if got := types(h.pollAll()); got != "NCF" {
+	if got := types(h.pollAll()); got != "" {
 		t.Fatalf("NAK within NAKElim: %s", got)
 	}
 	// After NAKElim: repaired again.
@@ -447,7 +449,7 @@ func TestSenderNAKElimination(t *testing.T) {
 	if got := types(h.pollAll()); got != "NCF RDATA" {
 		t.Fatalf("NAK after NAKElim: %s", got)
 	}
-	if st := h.s.Stats(); st.NAKsEliminated != 3 || st.RDATA != 2 || st.NCF != 4 {
+	if st := h.s.Stats(); st.NAKsEliminated != 3 || st.RDATA != 2 || st.NCF != 2 || st.NCFsEliminated != 3 {
 		t.Errorf("stats: %+v", st)
 	}
 

@@ -23,7 +23,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -128,6 +130,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hwm, rss := memStatus()
 	r.add("rss_peak_kib", hwm)
 	r.add("rss_kib", rss)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.add("go_heap_sys_kib", ms.HeapSys>>10)
 	fmt.Fprintf(stdout, "RESULT name=%s ok=%v %s\n", o.name, r.ok(), strings.Join(r.fields, " "))
 	for _, e := range r.errs {
 		fmt.Fprintf(stderr, "soak %s: %s\n", o.name, e)
@@ -175,6 +180,7 @@ func send(ctx context.Context, o *options, stderr io.Writer) result {
 		time.Sleep(5 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	heapProfile(o.name, stderr)
 	s.Close() // FIN, linger, release
 	st := s.Stats()
 	if err := s.Send(context.Background(), buf[:1]); !errors.Is(err, net.ErrClosed) {
@@ -215,6 +221,7 @@ func receive(ctx context.Context, o *options, stderr io.Writer) result {
 		}
 		v.event(&ev)
 	}
+	heapProfile(o.name, stderr)
 	rx.Close()
 	st := rx.Stats()
 	if err := rx.Read(context.Background(), &ev); !errors.Is(err, net.ErrClosed) {
@@ -266,6 +273,27 @@ func leakCheck(base int, d time.Duration) (int, string) {
 			return n, string(buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// heapProfile writes a heap profile of what is in use now (the end of
+// the run, before Close) to $SOAK_PROFILE_DIR/NAME.heap, if that is set,
+// for `go tool pprof`.
+func heapProfile(name string, stderr io.Writer) {
+	dir := os.Getenv("SOAK_PROFILE_DIR")
+	if dir == "" {
+		return
+	}
+	f, err := os.Create(filepath.Join(dir, name+".heap"))
+	if err == nil {
+		runtime.GC()
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "soak %s: heap profile: %v\n", name, err)
 	}
 }
 

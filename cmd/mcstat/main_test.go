@@ -166,7 +166,7 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("source never shown; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}
 	if last.ODATA != n || last.Messages != n || last.ByteCount != n*11 || last.Addr != s.Addr().String() ||
-		last.SPM < 1 || last.SPM != st.SPM || !last.FIN || last.Lead == nil || *last.Lead != n-1 || last.Gaps != 0 || last.RDATA != 0 {
+		last.SPM < 1 || last.SPM != st.SPM || !last.FIN || last.Lead == nil || last.Trail == nil || *last.Lead-*last.Trail != n-1 || last.Gaps != 0 || last.RDATA != 0 {
 		t.Errorf("last report %+v; sender sent %d ODATA, %d SPMs", *last, st.ODATA, st.SPM)
 	}
 	if st.NAKs != 0 || st.SPMRs != 0 || st.BadNAKs != 0 || st.Ignored != 0 {
