@@ -27,6 +27,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -110,7 +111,19 @@ func main() {
 	fs.BoolVar(&c.latency, "latency", false, "receivers: record one-way latency per message")
 	fs.Var(&c.loss, "loss", "receivers: seeded loss SPEC (internal/lossy)")
 	fs.IntVar(&c.window, "window", 1<<18, "relm sender and receiver windows in packets (the sender's also bounded by 256 MiB)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	fs.Parse(os.Args[2:])
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "benchpeer: %v\n", err)
+			os.Exit(2)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if os.Getenv("RELMCAST_NETNS") != "1" {
 		fmt.Fprintln(os.Stderr, "benchpeer: refusing to open sockets outside scripts/netns (RELMCAST_NETNS=1)")
 		os.Exit(2)
@@ -135,6 +148,7 @@ func main() {
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintf(os.Stderr, "benchpeer %s: %v\n", mode, err)
 		os.Exit(1)
 	}
