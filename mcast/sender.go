@@ -1,6 +1,7 @@
 package mcast
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -33,6 +34,7 @@ type Sender struct {
 	maxTSDU int
 	linger  time.Duration
 	tr      Transport
+	sock    offloader // the sockets under tr, or nil
 	rd      *reader
 	wlog    *errLog
 
@@ -63,6 +65,8 @@ const (
 type SenderStats struct {
 	session.SenderStats
 	Source SourceID
+	// Offload tells whether sends use UDP GSO, and how often they did.
+	Offload Offload
 }
 
 // NewSender starts a PGM source on group (address and port; the port is
@@ -78,7 +82,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	tr, err := openTransport(cfg, group, udp.OpenSource)
+	tr, sock, err := openTransport(cfg, group, udp.OpenSource)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +107,11 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	default:
 		rate = max(rate/8, 1)
 	}
+	winPackets, winBytes := cfg.WindowPackets, cfg.WindowBytes
+	if rate == 0 { // unlimited
+		winPackets = cmp.Or(winPackets, unlimitedWindowPackets)
+		winBytes = cmp.Or(winBytes, unlimitedWindowBytes)
+	}
 	now := time.Now()
 	core, err := session.NewSender(session.SenderConfig{
 		TSI:           tsi,
@@ -111,8 +120,8 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		NLA:           tr.LocalAddr(),
 		MaxTPDU:       cfg.mtu() - overhead,
 		IPOverhead:    overhead,
-		WindowPackets: cfg.WindowPackets,
-		WindowBytes:   cfg.WindowBytes,
+		WindowPackets: winPackets,
+		WindowBytes:   winBytes,
 		WindowTime:    cfg.WindowTime,
 		Rate:          rate,
 		MaxMessage:    wire.MaxAPDU,
@@ -141,6 +150,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		maxTSDU:  core.MaxTSDU(),
 		linger:   linger,
 		tr:       tr,
+		sock:     sock,
 		wake:     make(chan struct{}, 1),
 		space:    make(chan struct{}, 1),
 		statsReq: make(chan chan SenderStats),
@@ -379,5 +389,5 @@ func (s *Sender) flush(now time.Time, out []Datagram) {
 }
 
 func (s *Sender) stats() SenderStats {
-	return SenderStats{SenderStats: s.core.Stats(), Source: s.id}
+	return SenderStats{SenderStats: s.core.Stats(), Source: s.id, Offload: offload(s.sock)}
 }

@@ -130,15 +130,51 @@ func (r *reader) close() {
 	<-r.done
 }
 
+// Offload is the state of the socket layer's UDP offloads, in Stats.
+type Offload struct {
+	// GSO and GRO say whether sends use UDP generic segmentation offload
+	// (UDP_SEGMENT: one system call and one trip down the stack for up to
+	// 64 datagrams) and reads UDP generic receive offload (UDP_GRO). Both
+	// are on where the kernel has them (Linux 4.18 and 5.0) unless
+	// Config.NoGSO or NoGRO; GSO turns itself off if the kernel refuses a
+	// send. False with a Config.Transport that is not this package's
+	// sockets.
+	GSO, GRO bool
+	// GSOWrites counts the sends that carried two or more datagrams in
+	// one UDP_SEGMENT send, GROReads the reads that got two or more in
+	// one UDP_GRO buffer: packets per system call is what offload saves.
+	GSOWrites, GROReads uint64
+}
+
+// offloader is what the socket layer (udp.Conn) tells about offload.
+type offloader interface {
+	Offload() (gso, gro bool)
+	Stats() udp.Stats
+}
+
+// offload returns the offload state of c (nil: none).
+func offload(c offloader) Offload {
+	if c == nil {
+		return Offload{}
+	}
+	gso, gro := c.Offload()
+	st := c.Stats()
+	return Offload{GSO: gso, GRO: gro, GSOWrites: st.GSOWrites, GROReads: st.GROReads}
+}
+
 // openTransport returns cfg.Transport or opens sockets, and applies
-// cfg.WrapTransport.
-func openTransport(cfg *Config, group netip.AddrPort, open func(udp.Config) (*udp.Conn, error)) (Transport, error) {
-	tr := cfg.Transport
+// cfg.WrapTransport. sock is the socket layer under it, for Offload: nil
+// for a Config.Transport that is not one.
+func openTransport(cfg *Config, group netip.AddrPort, open func(udp.Config) (*udp.Conn, error)) (tr Transport, sock offloader, err error) {
+	tr = cfg.Transport
+	if o, ok := tr.(offloader); ok {
+		sock = o
+	}
 	if tr == nil {
 		if ifi := cfg.Interface; ifi != nil {
 			// An interface looked up earlier may have gone since.
 			if now, err := net.InterfaceByIndex(ifi.Index); err != nil || now.Name != ifi.Name {
-				return nil, fmt.Errorf("mcast: group %v: interface %s (index %d) does not exist (any more): "+
+				return nil, nil, fmt.Errorf("mcast: group %v: interface %s (index %d) does not exist (any more): "+
 					"choose one that `ip link` lists", group, ifi.Name, ifi.Index)
 			}
 		}
@@ -148,14 +184,14 @@ func openTransport(cfg *Config, group netip.AddrPort, open func(udp.Config) (*ud
 			if cfg.Interface != nil {
 				ifname = "interface " + cfg.Interface.Name
 			}
-			return nil, fmt.Errorf("mcast: group %v on %s: %w", group, ifname, err)
+			return nil, nil, fmt.Errorf("mcast: group %v on %s: %w", group, ifname, err)
 		}
-		tr = c
+		tr, sock = c, c
 	}
 	if cfg.WrapTransport != nil {
 		tr = cfg.WrapTransport(tr)
 	}
-	return tr, nil
+	return tr, sock, nil
 }
 
 // timerReset points t at deadline d (zero: far away).
