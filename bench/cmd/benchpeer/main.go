@@ -110,7 +110,7 @@ func main() {
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "give up after this long")
 	fs.BoolVar(&c.latency, "latency", false, "receivers: record one-way latency per message")
 	fs.Var(&c.loss, "loss", "receivers: seeded loss SPEC (internal/lossy)")
-	fs.IntVar(&c.window, "window", 1<<18, "relm sender and receiver windows in packets (the sender's also bounded by 256 MiB)")
+	fs.IntVar(&c.window, "window", 1<<18, "relm sender and receiver windows in packets (both also bounded by 256 MiB)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	fs.Parse(os.Args[2:])
 	if *cpuprofile != "" {
@@ -374,7 +374,7 @@ func relmRecv(c *common) (*RecvResult, error) {
 	_, gro := conn.Offload()
 	t := &tap{}
 	var lc *lossy.Conn
-	cfg := &mcast.Config{Transport: conn, ReceiveWindow: c.window, Queue: 16384,
+	cfg := &mcast.Config{Transport: conn, ReceiveWindow: c.window, ReceiveWindowBytes: 256 << 20, Queue: 16384,
 		WrapTransport: func(tr mcast.Transport) mcast.Transport {
 			if c.loss.Active() {
 				lc = lossy.Wrap(tr, c.loss)
