@@ -288,8 +288,9 @@ func (s *Sender) loop(mtu int) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	out := make([]Datagram, batchSize)
-	for i := range out {
-		out[i].Buf = make([]byte, 0, mtu)
+	scratch := make([][]byte, batchSize) // for the packets not in the window
+	for i := range scratch {
+		scratch[i] = make([]byte, 0, mtu)
 	}
 	var (
 		pkt       wire.Packet
@@ -303,7 +304,7 @@ func (s *Sender) loop(mtu int) {
 			s.core.Close(now)
 			coreClose = true
 		}
-		s.flush(now, out)
+		s.flush(now, out, scratch)
 		if coreClose && s.core.Done() {
 			if closedAt.IsZero() {
 				closedAt = now
@@ -364,14 +365,20 @@ func (s *Sender) takeQueue(now time.Time) (closing bool) {
 	return s.closing && len(s.queue) == 0
 }
 
-// flush writes everything the core has to send now, in batches.
-func (s *Sender) flush(now time.Time, out []Datagram) {
+// flush writes everything the core has to send now, in batches. New data
+// goes out from the core's window buffers (PollRef), which stay intact
+// until the core is called again after the batch is written; other
+// packets are built in scratch.
+func (s *Sender) flush(now time.Time, out []Datagram, scratch [][]byte) {
 	for {
 		n := 0
 		for n < len(out) {
-			pkt, ok := s.core.Poll(now, out[n].Buf[:0])
+			pkt, ok := s.core.PollRef(now, scratch[n][:0])
 			if !ok {
 				break
+			}
+			if cap(pkt) > 0 && &pkt[:1][0] == &scratch[n][:1][0] {
+				scratch[n] = pkt[:0] // keep what append may have grown
 			}
 			out[n].Buf, out[n].N, out[n].Addr = pkt, len(pkt), s.group
 			n++
@@ -382,6 +389,7 @@ func (s *Sender) flush(now time.Time, out []Datagram) {
 		if _, err := s.tr.WriteBatch(out[:n]); err != nil {
 			s.wlog.log(err) // what did not go is lost: receivers NAK it
 		}
+		clear(out[:n]) // hold no window buffer beyond the write
 		if n < len(out) {
 			return
 		}
