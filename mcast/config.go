@@ -25,6 +25,23 @@ const (
 	DefaultSourceExpiry = 10 * time.Second
 	// DefaultQueue is the number of events a Receiver buffers for Read.
 	DefaultQueue = 4096
+	// DefaultNAKDataWait is the longest a receiver waits for a repair
+	// after the sender confirmed its NAK (NCF) before NAKing again. The
+	// first wait for a packet is an eighth of it (25ms), doubling with
+	// each repair that does not come: on a LAN a lost repair is asked for
+	// again quickly, while a busy sender still has as much time in all.
+	DefaultNAKDataWait = 200 * time.Millisecond
+)
+
+// Window defaults of a sender without a rate limit (Config.Rate < 0).
+// Such a sender may go as fast as the machine: 16384 packets last 25ms at
+// 650k packets/s, less than a repair takes, and holes would pass out of
+// the window (window-passed loss). These hold some 200ms at that rate; the
+// memory (up to 131072 buffers of MTU size) is only taken as packets are
+// sent, and freed with the Sender.
+const (
+	unlimitedWindowPackets = 131072
+	unlimitedWindowBytes   = 128 << 20
 )
 
 // DefaultGroup is the multicast group OpenPGM and ZeroMQ default to.
@@ -60,14 +77,21 @@ type Config struct {
 	MTU int
 	// ReadBuffer and WriteBuffer size the socket buffers. Zero means 4 MiB.
 	ReadBuffer, WriteBuffer int
+	// NoGSO and NoGRO turn off UDP segmentation offload on send and UDP
+	// receive offload on read (Linux), which are used where the kernel
+	// has them; Stats tell which are in use. Without them every datagram
+	// takes its own trip through the kernel: for tests and comparisons.
+	NoGSO, NoGRO bool
 
 	// Rate limits what a Sender puts on the wire, in bits per second,
 	// IP and UDP headers included, data and repairs together. Zero means
 	// DefaultRate; negative means unlimited.
 	Rate int64
 	// Window bounds the sender's retransmit window: packets, bytes and age
-	// kept for repair. Zero means 16384 packets, 32 MiB and 10 s; the
-	// first bound reached applies.
+	// kept for repair. Zero means 16384 packets, 32 MiB and 10 s (131072
+	// packets and 128 MiB without a rate limit, Rate < 0, so that the
+	// window holds enough time at LAN speeds); the first bound reached
+	// applies.
 	WindowPackets int
 	WindowBytes   int
 	WindowTime    time.Duration
@@ -86,8 +110,13 @@ type Config struct {
 	SourcePort uint16
 
 	// ReceiveWindow bounds the packets a Receiver holds per source. Zero
-	// means 32768.
-	ReceiveWindow int
+	// means 32768. ReceiveWindowBytes bounds their payload buffers. Zero
+	// means 64 MiB. Data waiting for a repair, or for Read, takes room:
+	// the window must hold what a source sends while a hole is repaired
+	// (some 30ms on a LAN, a multiple when a repair is lost too), else the
+	// oldest is given up (LossOverrun). At 900 MB/s 64 MiB is 70ms.
+	ReceiveWindow      int
+	ReceiveWindowBytes int
 	// Queue is how many events a Receiver buffers for Read, with at most
 	// 4 MiB of message data. When it is full, data waits in the receive
 	// window; when that overflows, the
@@ -109,8 +138,9 @@ type Config struct {
 	// trip time and the number of receivers.
 	NAKBackoff time.Duration
 	// NAKRepeat is how long to wait for an NCF before NAKing again, and
-	// NAKDataWait how long after an NCF for the repair. Zero means 100ms
-	// and 200ms.
+	// NAKDataWait the longest wait after an NCF for the repair (the first
+	// wait for a packet is NAKDataWait/8, doubling with each repair that
+	// does not come). Zero means 100ms and DefaultNAKDataWait (200ms).
 	NAKRepeat, NAKDataWait time.Duration
 	// NAKRetries is how many NAKs without NCF, and how many NCF'd waits,
 	// before a hole is reported lost. Zero means 10.
@@ -176,6 +206,7 @@ func (c *Config) validate() error {
 		v    int
 	}{
 		{"WindowPackets", c.WindowPackets}, {"WindowBytes", c.WindowBytes}, {"ReceiveWindow", c.ReceiveWindow},
+		{"ReceiveWindowBytes", c.ReceiveWindowBytes},
 		{"Queue", c.Queue}, {"MaxSources", c.MaxSources}, {"NAKRetries", c.NAKRetries},
 	} {
 		if f.v < 0 {
@@ -209,6 +240,8 @@ func (c *Config) udpConfig(group netip.AddrPort) udp.Config {
 		Loopback:    !c.NoLoopback,
 		ReadBuffer:  c.ReadBuffer,
 		WriteBuffer: c.WriteBuffer,
+		NoGSO:       c.NoGSO,
+		NoGRO:       c.NoGRO,
 	}
 }
 

@@ -27,6 +27,7 @@ const queueBytes = 4 << 20
 type Receiver struct {
 	group netip.AddrPort
 	tr    Transport
+	sock  offloader // the sockets under tr, or nil
 	rd    *reader
 	wlog  *errLog
 
@@ -60,6 +61,8 @@ type ReceiverStats struct {
 	// OtherGroup counts datagrams for another group on our port, which
 	// the socket layer let through (it filters them on Linux).
 	OtherGroup uint64
+	// Offload tells whether reads use UDP GRO, and how often they did.
+	Offload Offload
 }
 
 // Listen joins group (address and port) and starts receiving from every
@@ -74,7 +77,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	tr, ifi, err := openTransport(cfg, group, udp.OpenReceiver)
+	tr, sock, ifi, err := openTransport(cfg, group, udp.OpenReceiver)
 	if err != nil {
 		return nil, err
 	}
@@ -89,9 +92,11 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 		q = DefaultQueue
 	}
 	retries := cmp.Or(cfg.NAKRetries, 10)
+	dataWait := cmp.Or(cfg.NAKDataWait, DefaultNAKDataWait)
 	r := &Receiver{
 		group: group,
 		tr:    tr,
+		sock:  sock,
 		queue: make([]Event, q),
 		data:  newByteFIFO(queueBytes),
 		avail: make(chan struct{}, 1),
@@ -103,6 +108,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 			DPort:        group.Port(),
 			Group:        group.Addr(),
 			Window:       cfg.ReceiveWindow,
+			WindowBytes:  cfg.ReceiveWindowBytes,
 			MaxSources:   cfg.MaxSources,
 			SourceExpiry: cmp.Or(cfg.SourceExpiry, DefaultSourceExpiry),
 			Passive:      cfg.Passive,
@@ -112,7 +118,8 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 			NAK: nak.Config{
 				BackoffIvl:  cmp.Or(cfg.NAKBackoff, 10*time.Millisecond),
 				RepeatIvl:   cmp.Or(cfg.NAKRepeat, 100*time.Millisecond),
-				RdataIvl:    cmp.Or(cfg.NAKDataWait, 200*time.Millisecond),
+				RdataIvl:    dataWait,
+				RdataFirst:  dataWait / 8,
 				NCFRetries:  retries,
 				DataRetries: retries,
 			},
@@ -143,6 +150,9 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 			return ErrClosed
 		}
 		if r.qLen > 0 {
+			// The message leaves the queue's byte FIFO by a copy into
+			// ev's own buffer: the queue's memory stays bounded (Queue
+			// doc) whatever the readers keep.
 			e := &r.queue[r.qHead]
 			data := ev.Data
 			*ev = *e
@@ -214,7 +224,7 @@ func (r *Receiver) Stats() ReceiverStats {
 type loopCounters struct{ malformed, otherGroup uint64 }
 
 func (r *Receiver) snapshot(c loopCounters) ReceiverStats {
-	return ReceiverStats{ReceiverStats: r.core.Stats(), Malformed: c.malformed, OtherGroup: c.otherGroup}
+	return ReceiverStats{ReceiverStats: r.core.Stats(), Malformed: c.malformed, OtherGroup: c.otherGroup, Offload: offload(r.sock)}
 }
 
 // loop is the goroutine that owns the protocol core.

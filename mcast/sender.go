@@ -1,6 +1,7 @@
 package mcast
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -34,6 +35,7 @@ type Sender struct {
 	maxTSDU int
 	linger  time.Duration
 	tr      Transport
+	sock    offloader // the sockets under tr, or nil
 	rd      *reader
 	wlog    *errLog
 
@@ -72,6 +74,8 @@ type SenderStats struct {
 	// Uptime is the time since NewSender: with the byte and message
 	// counters, the mean rate (see Rate for the rate between snapshots).
 	Uptime time.Duration
+	// Offload tells whether sends use UDP GSO, and how often they did.
+	Offload Offload
 }
 
 // NewSender starts a PGM source on group (address and port; the port is
@@ -87,7 +91,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	tr, ifi, err := openTransport(cfg, group, udp.OpenSource)
+	tr, sock, ifi, err := openTransport(cfg, group, udp.OpenSource)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +126,11 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	default:
 		rate = max(rate/8, 1)
 	}
+	winPackets, winBytes := cfg.WindowPackets, cfg.WindowBytes
+	if rate == 0 { // unlimited
+		winPackets = cmp.Or(winPackets, unlimitedWindowPackets)
+		winBytes = cmp.Or(winBytes, unlimitedWindowBytes)
+	}
 	now := time.Now()
 	core, err := session.NewSender(session.SenderConfig{
 		TSI:           tsi,
@@ -130,8 +139,8 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		NLA:           tr.LocalAddr(),
 		MaxTPDU:       cfg.mtu() - overhead,
 		IPOverhead:    overhead,
-		WindowPackets: cfg.WindowPackets,
-		WindowBytes:   cfg.WindowBytes,
+		WindowPackets: winPackets,
+		WindowBytes:   winBytes,
 		WindowTime:    cfg.WindowTime,
 		Rate:          rate,
 		MaxMessage:    wire.MaxAPDU,
@@ -162,6 +171,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		maxTSDU:  core.MaxTSDU(),
 		linger:   linger,
 		tr:       tr,
+		sock:     sock,
 		wake:     make(chan struct{}, 1),
 		space:    make(chan struct{}, 1),
 		statsReq: make(chan chan SenderStats),
@@ -322,8 +332,9 @@ func (s *Sender) loop(mtu int) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	out := make([]Datagram, batchSize)
-	for i := range out {
-		out[i].Buf = make([]byte, 0, mtu)
+	scratch := make([][]byte, batchSize) // for the packets not in the window
+	for i := range scratch {
+		scratch[i] = make([]byte, 0, mtu)
 	}
 	var (
 		pkt       wire.Packet
@@ -338,7 +349,7 @@ func (s *Sender) loop(mtu int) {
 			s.core.Close(now)
 			coreClose = true
 		}
-		s.flush(now, out)
+		s.flush(now, out, scratch)
 		if coreClose && s.core.Done() {
 			if closedAt.IsZero() {
 				closedAt = now
@@ -403,14 +414,20 @@ func (s *Sender) takeQueue(now time.Time) (closing bool) {
 	return s.closing && len(s.queue) == 0
 }
 
-// flush writes everything the core has to send now, in batches.
-func (s *Sender) flush(now time.Time, out []Datagram) {
+// flush writes everything the core has to send now, in batches. New data
+// goes out from the core's window buffers (PollRef), which stay intact
+// until the core is called again after the batch is written; other
+// packets are built in scratch.
+func (s *Sender) flush(now time.Time, out []Datagram, scratch [][]byte) {
 	for {
 		n := 0
 		for n < len(out) {
-			pkt, ok := s.core.Poll(now, out[n].Buf[:0])
+			pkt, ok := s.core.PollRef(now, scratch[n][:0])
 			if !ok {
 				break
+			}
+			if cap(pkt) > 0 && &pkt[:1][0] == &scratch[n][:1][0] {
+				scratch[n] = pkt[:0] // keep what append may have grown
 			}
 			out[n].Buf, out[n].N, out[n].Addr = pkt, len(pkt), s.group
 			n++
@@ -421,6 +438,7 @@ func (s *Sender) flush(now time.Time, out []Datagram) {
 		if _, err := s.tr.WriteBatch(out[:n]); err != nil {
 			s.wlog.log(err) // what did not go is lost: receivers NAK it
 		}
+		clear(out[:n]) // hold no window buffer beyond the write
 		if n < len(out) {
 			return
 		}
@@ -428,5 +446,5 @@ func (s *Sender) flush(now time.Time, out []Datagram) {
 }
 
 func (s *Sender) stats() SenderStats {
-	return SenderStats{SenderStats: s.core.Stats(), Source: s.id, Uptime: time.Since(s.start)}
+	return SenderStats{SenderStats: s.core.Stats(), Source: s.id, Uptime: time.Since(s.start), Offload: offload(s.sock)}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -128,4 +129,57 @@ func TestSocketsIPv6(t *testing.T) {
 	}
 	group := netip.AddrPortFrom(netip.MustParseAddr("ff02::1:3"), randomPort())
 	runSockets(t, group, v0, []netip.Addr{{}}, 2, 2000, 0.05)
+}
+
+// Stats report the socket layer's offloads: in use by default on Linux
+// (UDP GSO since 4.18, GRO since 5.0), off with Config.NoGSO and NoGRO.
+func TestSocketOffloadStats(t *testing.T) {
+	inNetns(t)
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoGSO=NoGRO=%v", off), func(t *testing.T) {
+			group := netip.AddrPortFrom(netip.MustParseAddr("239.192.0.1"), randomPort())
+			cfg := mcast.Config{Interface: lo, Rate: -1, Linger: -1, NoGSO: off, NoGRO: off}
+			r, err := mcast.Listen(group, &cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			s, err := mcast.NewSender(group, &cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			const n = 2000
+			msg := make([]byte, 1000)
+			for range n {
+				if err := s.Send(ctx, msg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var ev mcast.Event
+			for got := 0; got < n; {
+				if err := r.Read(ctx, &ev); err != nil {
+					t.Fatalf("after %d messages: %v", got, err)
+				}
+				if ev.Kind == mcast.EventData {
+					got++
+				}
+			}
+			so, ro := s.Stats().Offload, r.Stats().Offload
+			t.Logf("sender %+v, receiver %+v", so, ro)
+			want := !off && runtime.GOOS == "linux"
+			if so.GSO != want || ro.GRO != want {
+				t.Errorf("GSO %v, GRO %v: want %v", so.GSO, ro.GRO, want)
+			}
+			if off && (so.GSOWrites != 0 || ro.GROReads != 0) {
+				t.Errorf("offload off, yet %d GSO writes, %d GRO reads", so.GSOWrites, ro.GROReads)
+			}
+		})
+	}
 }

@@ -66,7 +66,7 @@ func TestSourceStats(t *testing.T) {
 		defer r.Close()
 		s, err := mcast.NewSender(group, &mcast.Config{
 			Transport: nw.Endpoint(netip.MustParseAddr("10.0.0.1"), group.Port()),
-			Rate:      -1, Linger: time.Minute,
+			Rate:      -1, Linger: time.Minute, WindowPackets: 16384,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -130,25 +130,60 @@ func (r *reader) close() {
 	<-r.done
 }
 
+// Offload is the state of the socket layer's UDP offloads, in Stats.
+type Offload struct {
+	// GSO and GRO say whether sends use UDP generic segmentation offload
+	// (UDP_SEGMENT: one system call and one trip down the stack for up to
+	// 64 datagrams) and reads UDP generic receive offload (UDP_GRO). Both
+	// are on where the kernel has them (Linux 4.18 and 5.0) unless
+	// Config.NoGSO or NoGRO; GSO turns itself off if the kernel refuses a
+	// send. False with a Config.Transport that is not this package's
+	// sockets.
+	GSO, GRO bool
+	// GSOWrites counts the sends that carried two or more datagrams in
+	// one UDP_SEGMENT send, GROReads the reads that got two or more in
+	// one UDP_GRO buffer: packets per system call is what offload saves.
+	GSOWrites, GROReads uint64
+}
+
+// offloader is what the socket layer (udp.Conn) tells about offload.
+type offloader interface {
+	Offload() (gso, gro bool)
+	Stats() udp.Stats
+}
+
+// offload returns the offload state of c (nil: none).
+func offload(c offloader) Offload {
+	if c == nil {
+		return Offload{}
+	}
+	gso, gro := c.Offload()
+	st := c.Stats()
+	return Offload{GSO: gso, GRO: gro, GSOWrites: st.GSOWrites, GROReads: st.GROReads}
+}
+
 // openTransport returns cfg.Transport or opens sockets, and applies
-// cfg.WrapTransport. With sockets, it also returns the interface they
-// send and join on, for watchInterface.
-func openTransport(cfg *Config, group netip.AddrPort, open func(udp.Config) (*udp.Conn, error)) (Transport, *net.Interface, error) {
-	tr := cfg.Transport
-	var used *net.Interface
+// cfg.WrapTransport. sock is the socket layer under it, for Offload: nil
+// for a Config.Transport that is not one. With sockets, ifi is the
+// interface they send and join on, for watchInterface.
+func openTransport(cfg *Config, group netip.AddrPort, open func(udp.Config) (*udp.Conn, error)) (tr Transport, sock offloader, ifi *net.Interface, err error) {
+	tr = cfg.Transport
+	if o, ok := tr.(offloader); ok {
+		sock = o
+	}
 	if tr == nil {
 		if ifi := cfg.Interface; ifi != nil {
 			// An interface looked up earlier may have gone since.
 			now, err := net.InterfaceByIndex(ifi.Index)
 			if err != nil || now.Name != ifi.Name {
-				return nil, nil, fmt.Errorf("mcast: group %v: interface %s (index %d) does not exist (any more): "+
+				return nil, nil, nil, fmt.Errorf("mcast: group %v: interface %s (index %d) does not exist (any more): "+
 					"choose one that `ip link` lists", group, ifi.Name, ifi.Index)
 			}
 			// Linux joins groups on an interface without the MULTICAST
 			// flag, but nothing is ever received or sent on it. Loopback
 			// carries multicast without the flag.
 			if now.Flags&(net.FlagMulticast|net.FlagLoopback) == 0 {
-				return nil, nil, fmt.Errorf("mcast: group %v: interface %s does not do multicast (no MULTICAST flag): "+
+				return nil, nil, nil, fmt.Errorf("mcast: group %v: interface %s does not do multicast (no MULTICAST flag): "+
 					"choose another, or `ip link set %s multicast on`", group, ifi.Name, ifi.Name)
 			}
 		}
@@ -158,14 +193,14 @@ func openTransport(cfg *Config, group netip.AddrPort, open func(udp.Config) (*ud
 			if cfg.Interface != nil {
 				ifname = "interface " + cfg.Interface.Name
 			}
-			return nil, nil, fmt.Errorf("mcast: group %v on %s: %w", group, ifname, err)
+			return nil, nil, nil, fmt.Errorf("mcast: group %v on %s: %w", group, ifname, err)
 		}
-		tr, used = c, c.Interface()
+		tr, sock, ifi = c, c, c.Interface()
 	}
 	if cfg.WrapTransport != nil {
 		tr = cfg.WrapTransport(tr)
 	}
-	return tr, used, nil
+	return tr, sock, ifi, nil
 }
 
 // ErrInterfaceGone is wrapped by the error that Receiver.Read and

@@ -51,6 +51,16 @@ type Config struct {
 	// Default 400ms.
 	RdataIvl time.Duration
 
+	// RdataFirst, when set and shorter than RdataIvl, is the wait for the
+	// repair after the first NCF of a sequence; it doubles with each of its
+	// WAIT_DATA time-outs, up to RdataIvl. On a LAN a repair follows its
+	// NCF within milliseconds, so a lost repair is NAKed again soon, yet a
+	// repair held up by a busy sender still gets as long as before: the
+	// waits of 10 retries with RdataFirst = RdataIvl/8 add up to 80% of
+	// ten times RdataIvl. Zero (the default) means RdataIvl every time,
+	// as in OpenPGM.
+	RdataFirst time.Duration
+
 	// NCFRetries (NAK_NCF_RETRIES) is how many WAIT_NCF time-outs a sequence
 	// may suffer before it is given up; with no NCF ever heard, that is the
 	// number of NAKs sent for it. Default 10, at most MaxRetries.
@@ -74,16 +84,19 @@ type config struct {
 	backoff     int64 // nanoseconds
 	repeat      int64
 	rdata       int64
+	rdataFirst  int64 // at most rdata
 	ncfRetries  int
 	dataRetries int
 	maxPending  int
 }
 
 func (c Config) resolve() config {
+	rdata := durationOr(c.RdataIvl, DefaultRdataIvl)
 	return config{
 		backoff:     int64(durationOr(c.BackoffIvl, DefaultBackoffIvl)),
 		repeat:      int64(durationOr(c.RepeatIvl, DefaultRepeatIvl)),
-		rdata:       int64(durationOr(c.RdataIvl, DefaultRdataIvl)),
+		rdata:       int64(rdata),
+		rdataFirst:  int64(durationOr(min(c.RdataFirst, rdata), rdata)),
 		ncfRetries:  intOr(c.NCFRetries, DefaultNCFRetries, MaxRetries),
 		dataRetries: intOr(c.DataRetries, DefaultDataRetries, MaxRetries),
 		maxPending:  intOr(c.MaxPending, DefaultMaxPending, MaxMaxPending),

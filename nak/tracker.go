@@ -151,6 +151,7 @@ func (t *Tracker) Config() Config {
 		BackoffIvl:  time.Duration(t.cfg.backoff),
 		RepeatIvl:   time.Duration(t.cfg.repeat),
 		RdataIvl:    time.Duration(t.cfg.rdata),
+		RdataFirst:  time.Duration(t.cfg.rdataFirst),
 		NCFRetries:  t.cfg.ncfRetries,
 		DataRetries: t.cfg.dataRetries,
 		MaxPending:  t.cfg.maxPending,
@@ -288,7 +289,9 @@ func (t *Tracker) Repaired(seq uint64) {
 // receiver (both mean the source knows; RFC 3208 §5.3): from BACK_OFF (our
 // NAK is suppressed) or WAIT_NCF the sequence moves to WAIT_DATA, due at
 // now+RdataIvl; a repeat in WAIT_DATA pushes that deadline to now+RdataIvl.
-// Retry counters are not touched.
+// (With RdataFirst, the wait is RdataFirst doubled once per WAIT_DATA
+// time-out the sequence has had, at most RdataIvl.) Retry counters are not
+// touched.
 //
 // It returns false if seq is not tracked; the caller may then call Missing,
 // for example for an NCF beyond the highest sequence it has seen (OpenPGM
@@ -305,7 +308,7 @@ func (t *Tracker) NCF(now time.Time, seq uint64) bool {
 	}
 	t.stats.NCFs++
 	e.state = WaitData
-	e.due = addSat(r, t.cfg.rdata)
+	e.due = addSat(r, t.rdataWait(e.data))
 	t.schedule(e.due, seq, seq)
 	return true
 }
@@ -436,6 +439,20 @@ func (t *Tracker) Advance(now time.Time, naks []uint64, lost []Lost) ([]uint64, 
 	t.pending.s = t.pending.s[:0]
 	t.retried, t.dead = retried[:0], dead[:0]
 	return naks, lost
+}
+
+// rdataWait is the wait for a repair after an NCF, for a sequence that
+// has had data WAIT_DATA time-outs so far: RdataFirst doubled that many
+// times, at most RdataIvl.
+func (t *Tracker) rdataWait(data uint16) int64 {
+	w := t.cfg.rdataFirst
+	for range data {
+		if w >= t.cfg.rdata {
+			break
+		}
+		w *= 2
+	}
+	return min(w, t.cfg.rdata)
 }
 
 // report appends [first, last] to lost, merging it into the previous Lost

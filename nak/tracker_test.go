@@ -143,6 +143,7 @@ func TestDefaults(t *testing.T) {
 		BackoffIvl:  50 * time.Millisecond,
 		RepeatIvl:   200 * time.Millisecond,
 		RdataIvl:    400 * time.Millisecond,
+		RdataFirst:  400 * time.Millisecond, // the effective value: RdataIvl
 		NCFRetries:  10,
 		DataRetries: 10,
 		MaxPending:  65536,
@@ -881,5 +882,50 @@ func TestRandomBursts(t *testing.T) {
 		if t.Failed() {
 			return
 		}
+	}
+}
+
+// With RdataFirst, the wait for a repair starts short and doubles with each
+// WAIT_DATA time-out, up to RdataIvl; a repeated NCF restarts the current
+// wait, not the first one.
+func TestRdataFirstDoubles(t *testing.T) {
+	tt := newNakTest(t, Config{RdataIvl: 200 * time.Millisecond, RdataFirst: 25 * time.Millisecond,
+		BackoffIvl: time.Millisecond, DataRetries: 6})
+	if got := tt.tr.Config().RdataFirst; got != 25*time.Millisecond {
+		t.Fatalf("Config().RdataFirst = %v", got)
+	}
+	tt.missing(7, 7)
+	var waits []time.Duration
+	for range 6 {
+		tt.advanceToDeadline() // back-off ends: NAK
+		tt.wantNAKs(7)
+		tt.ncf(7)
+		ncfAt := tt.now
+		if len(waits) == 2 {
+			// A repeated NCF 5ms later restarts the wait from then.
+			tt.advance(5 * time.Millisecond)
+			tt.ncf(7)
+			ncfAt = tt.now
+		}
+		tt.advanceToDeadline() // the repair did not come
+		waits = append(waits, tt.now.Sub(ncfAt))
+	}
+	tt.wantLost(Lost{7, 7, DataRetriesExceeded})
+	want := []time.Duration{25, 50, 100, 200, 200, 200}
+	for i, w := range waits {
+		if w != want[i]*time.Millisecond {
+			t.Errorf("wait %d = %v, want %v (all %v)", i, w, want[i]*time.Millisecond, waits)
+		}
+	}
+}
+
+// RdataFirst longer than RdataIvl is RdataIvl: the old, fixed wait.
+func TestRdataFirstCapped(t *testing.T) {
+	tr := New(Config{RdataIvl: 100 * time.Millisecond, RdataFirst: time.Second}, nil)
+	if got := tr.Config().RdataFirst; got != 100*time.Millisecond {
+		t.Errorf("RdataFirst = %v, want 100ms", got)
+	}
+	if got := New(Config{}, nil).Config().RdataFirst; got != DefaultRdataIvl {
+		t.Errorf("default RdataFirst = %v, want %v", got, DefaultRdataIvl)
 	}
 }

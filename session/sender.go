@@ -964,6 +964,19 @@ func (s *Sender) restartHeartbeat(t int64) {
 // ODATA and RDATA carries the current trail, and its checksum is computed
 // here, once.
 func (s *Sender) Poll(now time.Time, buf []byte) (pkt []byte, ok bool) {
+	return s.poll(now, buf, false)
+}
+
+// PollRef is Poll without copying new data: an ODATA packet is returned as
+// the transmit window's own buffer, its trail and checksum written in
+// place; it is valid until the next call on s and must not be modified.
+// Other packets are appended to buf, as Poll does. A sender loop that
+// writes each batch before calling s again saves a copy of every packet.
+func (s *Sender) PollRef(now time.Time, buf []byte) (pkt []byte, ok bool) {
+	return s.poll(now, buf, true)
+}
+
+func (s *Sender) poll(now time.Time, buf []byte, ref bool) (pkt []byte, ok bool) {
 	t := s.tick(now)
 	s.expire(t)
 	if s.ncfLen > 0 {
@@ -1013,9 +1026,17 @@ func (s *Sender) Poll(now time.Time, buf []byte) (pkt []byte, ok bool) {
 		s.sentSize += int(sl.tsdu)
 		s.nextSend++
 		s.odataTurn = false
-		start := len(buf)
-		buf = append(buf, sl.buf...)
-		wire.SetTrail(buf[start:], s.trail)
+		if ref {
+			// The window's copy keeps its trail and checksum: RDATA
+			// rewrites both, on a copy, and FEC reads only the payload.
+			wire.SetTrail(sl.buf, s.trail)
+			pkt = sl.buf
+		} else {
+			start := len(buf)
+			buf = append(buf, sl.buf...)
+			wire.SetTrail(buf[start:], s.trail)
+			pkt = buf
+		}
 		s.stats.ODATA++
 		s.stats.ODATABytes += uint64(len(sl.buf))
 		if s.fec != nil {
@@ -1026,7 +1047,7 @@ func (s *Sender) Poll(now time.Time, buf []byte) (pkt []byte, ok bool) {
 			s.stats.MessageBytes += uint64(s.messageLen(sl))
 			s.restartHeartbeat(t)
 		}
-		return buf, true
+		return pkt, true
 	}
 	return buf, false
 }

@@ -27,6 +27,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -109,8 +110,20 @@ func main() {
 	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "give up after this long")
 	fs.BoolVar(&c.latency, "latency", false, "receivers: record one-way latency per message")
 	fs.Var(&c.loss, "loss", "receivers: seeded loss SPEC (internal/lossy)")
-	fs.IntVar(&c.window, "window", 1<<18, "relm sender and receiver windows in packets (the sender's also bounded by 256 MiB)")
+	fs.IntVar(&c.window, "window", 1<<18, "relm sender and receiver windows in packets (both also bounded by 256 MiB)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	fs.Parse(os.Args[2:])
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "benchpeer: %v\n", err)
+			os.Exit(2)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if os.Getenv("RELMCAST_NETNS") != "1" {
 		fmt.Fprintln(os.Stderr, "benchpeer: refusing to open sockets outside scripts/netns (RELMCAST_NETNS=1)")
 		os.Exit(2)
@@ -135,6 +148,7 @@ func main() {
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintf(os.Stderr, "benchpeer %s: %v\n", mode, err)
 		os.Exit(1)
 	}
@@ -360,7 +374,7 @@ func relmRecv(c *common) (*RecvResult, error) {
 	_, gro := conn.Offload()
 	t := &tap{}
 	var lc *lossy.Conn
-	cfg := &mcast.Config{Transport: conn, ReceiveWindow: c.window, Queue: 16384,
+	cfg := &mcast.Config{Transport: conn, ReceiveWindow: c.window, ReceiveWindowBytes: 256 << 20, Queue: 16384,
 		WrapTransport: func(tr mcast.Transport) mcast.Transport {
 			if c.loss.Active() {
 				lc = lossy.Wrap(tr, c.loss)

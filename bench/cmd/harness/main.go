@@ -141,6 +141,7 @@ func main() {
 		from     = flag.String("from", "", "rewrite the tables and plot from this results.json (runs nothing)")
 		quiet    = flag.Duration("quiet-budget", 150*time.Second, "how long the sweep may wait, in all, for other processes to calm down before redoing a run they disturbed")
 		pgmLoss  = flag.Bool("openpgm-loss", false, "run OpenPGM under loss too (iptables drop; unreliable on one host: see bench/README.md)")
+		only     = flag.String("point", "", "run only these points, `IMPL:SIZE:RCV[:LOSS],...` (e.g. relmcast:1400:1,raw-mmsg:1400:1): search each reliable one's rate, then --reps runs interleaved; writes nothing unless --out")
 	)
 	flag.Parse()
 	if *from != "" {
@@ -178,6 +179,8 @@ func main() {
 	if *smoke {
 		h.quietBudget = 0 // completeness, not speed: never wait
 		err = h.smoke()
+	} else if *only != "" {
+		err = h.only(*only, *reps)
 	} else {
 		h.full(*reps)
 	}
@@ -195,7 +198,7 @@ func main() {
 	fmt.Fprintf(h.log, "harness: %d runs in %v (%d redone because other processes disturbed them, %d left disturbed); load average %s -> %s\n",
 		len(h.points), m.Duration, redone, disturbed, m.LoadStart, m.LoadEnd)
 	dir := *out
-	if dir == "" && !*smoke {
+	if dir == "" && !*smoke && *only == "" {
 		dir = "bench/results"
 	}
 	if dir != "" {
@@ -558,9 +561,16 @@ func maxOf(v []float64) float64 {
 }
 
 // keptUp: a probe passes when delivery was complete and the receivers
-// kept pace with the offered rate.
+// kept pace with the offered rate. Under loss the last repairs come after
+// the last message was sent (a lost last packet shows only in the SPM
+// heartbeat, 100ms on), which a 1-second probe counts against its rate:
+// 85% of the offered rate is keeping pace there.
 func keptUp(p Point) bool {
-	return p.Err == "" && p.Complete && p.MsgsPerSec >= 0.97*p.Rate
+	pace := 0.97
+	if p.Loss > 0 {
+		pace = 0.85
+	}
+	return p.Err == "" && p.Complete && p.MsgsPerSec >= pace*p.Rate
 }
 
 // calibrate finds, in a few short probes, the highest rate at which impl
@@ -570,9 +580,24 @@ func keptUp(p Point) bool {
 // its receivers sustain. The rate doubles until a probe fails, then
 // bisects. Raw baselines are not calibrated: they blast.
 func (h *harness) calibrate(impl string, size, receivers int, guess float64) float64 {
+	return h.search(impl, size, receivers, 0, guess, 0, 5)
+}
+
+// search finds in probes probes the highest rate at which impl delivers
+// everything to every receiver under loss (see calibrate).
+// A ceiling above 0 is a rate known to be enough (under loss: the
+// loss-free rate): the search does not go beyond it, and stops there.
+func (h *harness) search(impl string, size, receivers int, loss, guess, ceiling float64, probes int) float64 {
 	lo, hi, rate := 0.0, 0.0, guess
-	for range 5 {
-		p := h.run(Point{Impl: impl, Kind: "probe", Size: size, Receivers: receivers, Rate: rate}, time.Second, false)
+	if ceiling > 0 {
+		hi = ceiling * 1.0001 // bisect below it once a probe passed
+		rate = min(rate, ceiling)
+	}
+	for range probes {
+		if lo >= ceiling && ceiling > 0 {
+			break // the ceiling passed: nothing more to find
+		}
+		p := h.run(Point{Impl: impl, Kind: "probe", Size: size, Loss: loss, Receivers: receivers, Rate: rate}, time.Second, false)
 		h.points = append(h.points, p)
 		if keptUp(p) {
 			lo = rate
@@ -584,6 +609,8 @@ func (h *harness) calibrate(impl string, size, receivers int, guess float64) flo
 			rate *= 2
 		case lo == 0:
 			rate *= 0.5
+		case ceiling > 0 && hi > ceiling:
+			rate = ceiling // the guess passed: try the ceiling
 		default:
 			rate = (lo + hi) / 2
 		}
@@ -594,8 +621,14 @@ func (h *harness) calibrate(impl string, size, receivers int, guess float64) flo
 	return lo
 }
 
-// lossRateFraction is the share of the loss-free rate the loss runs use.
-const lossRateFraction = 0.5
+// lossGuess is where the search for the highest complete rate under
+// loss starts, as a share of the loss-free rate.
+const lossGuess = 0.85
+
+// lossProbes is the number of probes of that search, which does not go
+// beyond the loss-free rate: 85% passes, then 100% (done) or 92.5%; 85%
+// fails, then 42.5%, then 64%.
+const lossProbes = 3
 
 // guesses are the starting rates of the calibration, msgs/s.
 var guesses = map[int]float64{64: 200000, 512: 200000, 1400: 150000, 8192: 30000}
@@ -626,14 +659,14 @@ func (h *harness) full(reps int) {
 			}
 			// Under loss (OpenPGM only with --openpgm-loss, 1 receiver: its
 			// loss comes from iptables and hits every receiver alike): at
-			// half the loss-free rate (repairs
-			// need room: at 80% the 4-receiver runs, 5 processes on 2
-			// cores, fall behind and lose), 0% included at that rate for
-			// the goodput curve.
-			for _, loss := range []float64{0, 0.01, 0.05} {
-				h.points = append(h.points, h.run(Point{Impl: implRelm, Kind: "loss", Size: size, Loss: loss, Receivers: nr, Rate: lossRateFraction * rates[implRelm]}, h.duration, false))
+			// the highest rate a short search finds complete, like the
+			// loss-free runs; their 0% figure is the goodput curve's start.
+			for _, loss := range []float64{0.01, 0.05} {
+				r := h.search(implRelm, size, nr, loss, lossGuess*rates[implRelm], rates[implRelm], lossProbes)
+				h.points = append(h.points, h.run(Point{Impl: implRelm, Kind: "loss", Size: size, Loss: loss, Receivers: nr, Rate: r}, h.duration, false))
 				if nr == 1 && h.pgm != "" && h.pgmLoss {
-					h.points = append(h.points, h.run(Point{Impl: implOpenPGM, Kind: "loss", Size: size, Loss: loss, Receivers: nr, Rate: lossRateFraction * rates[implOpenPGM]}, h.duration, false))
+					r := h.search(implOpenPGM, size, nr, loss, lossGuess*rates[implOpenPGM], rates[implOpenPGM], lossProbes)
+					h.points = append(h.points, h.run(Point{Impl: implOpenPGM, Kind: "loss", Size: size, Loss: loss, Receivers: nr, Rate: r}, h.duration, false))
 				}
 			}
 		}
@@ -649,6 +682,71 @@ func (h *harness) full(reps int) {
 		}
 		h.points = append(h.points, h.run(Point{Impl: implRelm, Kind: "latency", Size: size, Loss: 0.01, Receivers: 1, Rate: 10000}, 2*time.Second, true))
 	}
+}
+
+// only runs the points of spec (IMPL:SIZE:RCV[:LOSS], comma-separated):
+// the rate of each reliable one is searched as in the full sweep (under
+// loss from the default guess, not from a loss-free rate), then reps runs
+// of each, interleaved A B A B. For measuring one change, A/B, without
+// the whole sweep.
+func (h *harness) only(spec string, reps int) error {
+	var pts []Point
+	for _, f := range strings.Split(spec, ",") {
+		var p Point
+		parts := strings.Split(f, ":")
+		if len(parts) < 3 || len(parts) > 4 {
+			return fmt.Errorf("--point %q: want IMPL:SIZE:RCV[:LOSS]", f)
+		}
+		p.Impl = parts[0]
+		var err error
+		if p.Size, err = strconv.Atoi(parts[1]); err != nil || p.Size < 16 {
+			return fmt.Errorf("--point %q: bad size", f)
+		}
+		if p.Receivers, err = strconv.Atoi(parts[2]); err != nil || p.Receivers < 1 || p.Receivers > 16 {
+			return fmt.Errorf("--point %q: bad receiver count", f)
+		}
+		if len(parts) == 4 {
+			if p.Loss, err = strconv.ParseFloat(parts[3], 64); err != nil || p.Loss < 0 || p.Loss >= 1 {
+				return fmt.Errorf("--point %q: bad loss", f)
+			}
+		}
+		switch p.Impl {
+		case implRelm, implRelmNoOff, implRaw, implRawGSO:
+		case implOpenPGM:
+			if h.pgm == "" {
+				return fmt.Errorf("--point %q: pgmbench not built", f)
+			}
+		default:
+			return fmt.Errorf("--point %q: unknown implementation", f)
+		}
+		p.Kind = "throughput"
+		if p.Loss > 0 {
+			p.Kind = "loss"
+		}
+		if reliable[p.Impl] {
+			guess := guesses[p.Size]
+			if guess == 0 {
+				guess = 100000
+			}
+			if p.Loss > 0 {
+				p.Rate = h.search(p.Impl, p.Size, p.Receivers, p.Loss, guess, 0, 5)
+			} else {
+				p.Rate = h.calibrate(p.Impl, p.Size, p.Receivers, guess)
+			}
+		}
+		pts = append(pts, p)
+	}
+	for rep := range reps {
+		for _, p := range pts {
+			p.Rep = rep
+			h.points = append(h.points, h.run(p, h.duration, false))
+		}
+	}
+	for _, a := range append(aggregate(h.points, "throughput"), aggregate(h.points, "loss")...) {
+		fmt.Fprintf(h.log, "harness: %s size %d rcv %d loss %g%%: offered %s, delivered %.0f msgs/s [%.0f–%.0f] over %d runs, %s\n",
+			a.key.Impl, a.key.Size, a.key.Receivers, 100*a.key.Loss, rateStr(a.key.Rate), a.msgs, a.lo, a.hi, a.n, a.completeness())
+	}
+	return nil
 }
 
 // smoke runs a few short points and checks completeness, not speed.
