@@ -27,6 +27,8 @@ type Receiver struct {
 
 	mu      sync.Mutex // guards the queue and closed
 	queue   []Event    // ring of events ready for Read
+	qBatch  []bool     // queue[i].Data is a batch (wire.CheckBatch), read one message at a time
+	qOff    int        // bytes of the head batch already read
 	qHead   int
 	qLen    int
 	closed  bool
@@ -79,16 +81,18 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	}
 	retries := cmp.Or(cfg.NAKRetries, 10)
 	r := &Receiver{
-		group: group,
-		tr:    tr,
-		queue: make([]Event, q),
-		avail: make(chan struct{}, 1),
-		space: make(chan struct{}, 1),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
-		stats: make(chan chan ReceiverStats),
+		group:  group,
+		tr:     tr,
+		queue:  make([]Event, q),
+		qBatch: make([]bool, q),
+		avail:  make(chan struct{}, 1),
+		space:  make(chan struct{}, 1),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+		stats:  make(chan chan ReceiverStats),
 		core: session.NewReceiver(session.ReceiverConfig{
 			DPort:        group.Port(),
+			BatchDPort:   session.BatchDPort(group.Port()),
 			Group:        group.Addr(),
 			Window:       cfg.ReceiveWindow,
 			MaxSources:   cfg.MaxSources,
@@ -113,7 +117,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 
 // Read waits for the next event and stores it in ev, reusing ev.Data's
 // capacity: a loop that reads into one Event allocates nothing per
-// message. It returns ctx's error when ctx is done and no event is
+// message. Each message of a batch (Config.Batch) is its own event. It returns ctx's error when ctx is done and no event is
 // queued (a queued event is returned even with ctx done, so a done ctx
 // makes Read a non-blocking poll), and ErrClosed after Close.
 func (r *Receiver) Read(ctx context.Context, ev *Event) error {
@@ -127,7 +131,21 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 			e := &r.queue[r.qHead]
 			data := ev.Data
 			*ev = *e
-			ev.Data = append(data[:0], e.Data...)
+			if r.qBatch[r.qHead] {
+				// One message of a batch; the event leaves the queue
+				// with its last.
+				msg, rest := wire.NextBatched(e.Data[r.qOff:])
+				ev.Data = append(data[:0], msg...)
+				if len(rest) > 0 {
+					r.qOff = len(e.Data) - len(rest)
+					r.mu.Unlock()
+					notify(r.avail) // wake another reader
+					return nil
+				}
+				r.qOff = 0
+			} else {
+				ev.Data = append(data[:0], e.Data...)
+			}
 			r.qHead = (r.qHead + 1) % len(r.queue)
 			r.qLen--
 			more, wake := r.qLen > 0, r.blocked
@@ -247,7 +265,9 @@ func (r *Receiver) deliver() {
 			r.blocked = true
 			return false
 		}
-		r.queue[(r.qHead+r.qLen)%len(r.queue)].copyFrom(e)
+		i := (r.qHead + r.qLen) % len(r.queue)
+		r.queue[i].copyFrom(e)
+		r.qBatch[i] = e.Batch > 0
 		r.qLen++
 		return true
 	})

@@ -88,7 +88,11 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	if gsi == ([6]byte{}) {
 		gsi = hostGSI(rnd)
 	}
-	for port == 0 || port == group.Port() {
+	dport := group.Port()
+	if cfg.Batch > 0 {
+		dport = session.BatchDPort(dport) // plain PGM receivers drop the session
+	}
+	for port == 0 || port == group.Port() || port == dport {
 		port = binary.BigEndian.Uint16(rnd[6:])
 		rnd[6]++
 	}
@@ -106,7 +110,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	now := time.Now()
 	core, err := session.NewSender(session.SenderConfig{
 		TSI:           tsi,
-		DPort:         group.Port(),
+		DPort:         dport,
 		Group:         group.Addr(),
 		NLA:           tr.LocalAddr(),
 		MaxTPDU:       cfg.mtu() - overhead,
@@ -122,6 +126,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 			Proactive: cfg.FECProactive,
 			OnDemand:  cfg.FECOnDemand,
 		},
+		Batch: session.BatchConfig{Delay: cfg.Batch, MaxBytes: cfg.BatchSize},
 	}, now)
 	if err != nil {
 		tr.Close()

@@ -17,6 +17,11 @@ type ReceiverConfig struct {
 	// DPort is the data-destination port (the UDP port P); downstream
 	// packets with another dport are dropped.
 	DPort uint16
+	// BatchDPort, if not 0, is a second data-destination port accepted on
+	// the same UDP port: that of batching sources (BatchDPort(DPort); see
+	// BatchConfig). A session keeps the port of its first packet, and its
+	// NAKs and SPMRs carry it.
+	BatchDPort uint16
 	// Group is the multicast group, named in NAKs as the group NLA.
 	Group netip.Addr
 	// Window bounds the sequence numbers held per source between the next
@@ -222,6 +227,10 @@ type Event struct {
 	// Data is the message of an EventData. It aliases the core's buffers
 	// and is valid only during the Deliver callback.
 	Data []byte
+	// Batch is, for an EventData from a batched TPDU (BatchConfig), the
+	// number of messages Data packs, framed as wire.CheckBatch accepts
+	// (split them with wire.NextBatched); 0 for a plain message.
+	Batch int
 	// First and Last are the wire sequence numbers of the message's
 	// TPDUs (EventData) or of the lost ones (EventLoss), inclusive.
 	First, Last uint32
@@ -257,6 +266,7 @@ type ReceiverStats struct {
 	SourcesDropped uint64 // packets of new sources refused: MaxSources confirmed sources
 	SourcesEvicted uint64 // unconfirmed sources evicted for new ones
 	Dropped        uint64 // packets ignored: wrong port, stale, unknown type, parity without FEC
+	BatchMalformed uint64 // batched TPDUs whose framing is invalid (dropped)
 }
 
 // Receiver is the sans-IO core of a PGM receiver: all sources on one
@@ -316,7 +326,7 @@ func (r *Receiver) Stats() ReceiverStats {
 func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) {
 	r.now = now
 	r.stats.Packets++
-	if !p.Type.Downstream() || p.DPort != r.cfg.DPort {
+	if !p.Type.Downstream() || p.DPort != r.cfg.DPort && (r.cfg.BatchDPort == 0 || p.DPort != r.cfg.BatchDPort) {
 		r.stats.Dropped++
 		return
 	}
@@ -332,11 +342,16 @@ func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) 
 	}
 	tsi := p.TSI()
 	s := r.byTSI[tsi]
+	if s != nil && s.dport != p.DPort {
+		r.stats.Dropped++ // a session keeps the dport of its first packet
+		return
+	}
 	if s == nil {
 		s = r.newSource(now, tsi, p, from)
 		if s == nil {
 			return
 		}
+		s.dport = p.DPort
 	} else if p.Type == wire.TypeSPM && r.sequenceReset(s, p) {
 		s = r.restartSession(now, s, from, s.tsi, true)
 	}
@@ -482,7 +497,16 @@ func (r *Receiver) onData(now time.Time, s *source, p *wire.Packet) {
 	if p.Type == wire.TypeRDATA {
 		how = byRDATA
 	}
-	if r.insert(now, s, p.Seq, p.Payload, p.HasFragment, p.Fragment, how) {
+	var batch uint16
+	if p.Batch {
+		n, err := wire.CheckBatch(p.Payload)
+		if err != nil || p.HasFragment {
+			r.stats.BatchMalformed++
+			return
+		}
+		batch = uint16(n)
+	}
+	if r.insert(now, s, p.Seq, p.Payload, p.HasFragment, p.Fragment, batch, how) {
 		if t := s.ext(p.Trail); t <= s.ext(p.Seq) { // a trail past the packet itself is bogus
 			r.onTrail(s, t)
 		}
@@ -501,7 +525,7 @@ const (
 
 // insert puts data packet q into the receive window, and reports whether
 // it was new.
-func (r *Receiver) insert(now time.Time, s *source, q uint32, payload []byte, hasFrag bool, f wire.Fragment, how int) bool {
+func (r *Receiver) insert(now time.Time, s *source, q uint32, payload []byte, hasFrag bool, f wire.Fragment, batch uint16, how int) bool {
 	seq := s.ext(q)
 	if s.closing && seq > s.lead {
 		r.stats.Dropped++ // the session is closing; nothing new is taken
@@ -530,6 +554,7 @@ func (r *Receiver) insert(now time.Time, s *source, q uint32, payload []byte, ha
 	sl.data = append(sl.data[:0], payload...)
 	s.mem += cap(sl.data) - c
 	sl.frag = hasFrag
+	sl.batchN = batch
 	if hasFrag {
 		sl.fragFirst = s.ext(f.First)
 		sl.fragOff = f.Offset
@@ -716,7 +741,7 @@ func (r *Receiver) sendNAKs(s *source, seqs []uint64) {
 		n := min(len(seqs), wire.MaxNAKSeqs)
 		p := wire.Packet{
 			Type:      wire.TypeNAK,
-			SPort:     r.cfg.DPort, // upstream: ports swap (RFC 3208 §8.3)
+			SPort:     s.dport, // upstream: ports swap (RFC 3208 §8.3)
 			DPort:     s.tsi.Port,
 			GSI:       s.tsi.GSI,
 			Seq:       uint32(seqs[0]),
@@ -737,7 +762,7 @@ func (r *Receiver) sendNAKs(s *source, seqs []uint64) {
 // sendSPMR asks the source for an SPM: by multicast, so other receivers
 // can hold theirs back, and unicast to the address its packets came from.
 func (r *Receiver) sendSPMR(s *source) {
-	p := wire.Packet{Type: wire.TypeSPMR, SPort: r.cfg.DPort, DPort: s.tsi.Port, GSI: s.tsi.GSI}
+	p := wire.Packet{Type: wire.TypeSPMR, SPort: s.dport, DPort: s.tsi.Port, GSI: s.tsi.GSI}
 	r.out.push(&p, netip.AddrPortFrom(r.cfg.Group, r.cfg.DPort))
 	r.out.push(&p, netip.AddrPortFrom(s.addr, r.cfg.DPort))
 	r.stats.SPMRs++
@@ -855,8 +880,8 @@ func (r *Receiver) deliverSource(s *source, fn func(*Event) bool) bool {
 		s.delivered = true
 		switch ev.Kind {
 		case EventData:
-			r.stats.Messages++
-			r.stats.Bytes += uint64(len(ev.Data))
+			r.stats.Messages += uint64(max(1, ev.Batch))
+			r.stats.Bytes += uint64(len(ev.Data) - wire.BatchFrameLen*ev.Batch)
 		case EventLoss:
 			r.stats.LossEvents++
 			r.stats.Lost += ev.Lost
@@ -937,6 +962,7 @@ func (r *Receiver) nextEvent(s *source, ev *Event) (adv uint64, ok bool) {
 	if !sl.frag {
 		ev.Kind = EventData
 		ev.Data = sl.data
+		ev.Batch = int(sl.batchN)
 		ev.First, ev.Last = uint32(s.head), uint32(s.head)
 		return 1, true
 	}
