@@ -88,6 +88,7 @@ type common struct {
 	latency  bool
 	loss     lossy.Config
 	window   int
+	batch    time.Duration // relm-send: mcast.Config.Batch
 }
 
 func main() {
@@ -110,6 +111,7 @@ func main() {
 	fs.BoolVar(&c.latency, "latency", false, "receivers: record one-way latency per message")
 	fs.Var(&c.loss, "loss", "receivers: seeded loss SPEC (internal/lossy)")
 	fs.IntVar(&c.window, "window", 1<<18, "relm sender and receiver windows in packets (the sender's also bounded by 256 MiB)")
+	fs.DurationVar(&c.batch, "batch", 0, "relm-send: pack small messages into packets, sent when full or after this long (mcast.Config.Batch; 0: off)")
 	fs.Parse(os.Args[2:])
 	if os.Getenv("RELMCAST_NETNS") != "1" {
 		fmt.Fprintln(os.Stderr, "benchpeer: refusing to open sockets outside scripts/netns (RELMCAST_NETNS=1)")
@@ -303,7 +305,7 @@ func relmSend(c *common) (*SendResult, error) {
 		return nil, err
 	}
 	gso, _ := conn.Offload()
-	cfg := &mcast.Config{Transport: conn, Rate: -1, Linger: -1, WindowPackets: c.window, WindowBytes: 256 << 20}
+	cfg := &mcast.Config{Transport: conn, Rate: -1, Linger: -1, WindowPackets: c.window, WindowBytes: 256 << 20, Batch: c.batch}
 	s, err := mcast.NewSender(c.group, cfg)
 	if err != nil {
 		conn.Close()
