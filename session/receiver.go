@@ -351,9 +351,11 @@ func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) 
 		if s == nil {
 			return
 		}
-		s.dport = p.DPort
 	} else if p.Type == wire.TypeSPM && r.sequenceReset(s, p) {
 		s = r.restartSession(now, s, from, s.tsi, true)
+	}
+	if s.dport == 0 { // a new session
+		s.dport = p.DPort
 	}
 	s.lastHeard = now
 	if s.packets < 2 {

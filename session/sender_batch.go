@@ -33,10 +33,16 @@ type BatchConfig struct {
 }
 
 // BatchDPort is the data-destination port of a batching session whose
-// UDP port is p: p with its top bit flipped (7500 gives 40268). OpenPGM,
-// ZeroMQ and older relmcast receivers on p drop its packets (they check
-// the dport); relmcast receivers accept both and unpack batches.
-func BatchDPort(p uint16) uint16 { return p ^ 0x8000 }
+// UDP port is p: p with its top bit flipped (7500 gives 40268; 32768,
+// which would give 0, gives 65535). OpenPGM, ZeroMQ and older relmcast
+// receivers on p drop its packets (they check the dport); relmcast
+// receivers accept both and unpack batches.
+func BatchDPort(p uint16) uint16 {
+	if p == 0x8000 {
+		return 0xFFFF
+	}
+	return p ^ 0x8000
+}
 
 // minBatchBytes keeps a batch worth its option.
 const minBatchBytes = 64

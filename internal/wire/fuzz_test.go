@@ -152,8 +152,8 @@ func FuzzRoundTrip(f *testing.F) {
 			HasFragment: flags&0x01 != 0, Fragment: Fragment{First: fFirst, Offset: fOff, Length: fLen},
 			FIN: flags&0x02 != 0, SYN: flags&0x04 != 0, RST: flags&0x08 != 0, RSTCode: rst,
 			HasParityPrm: flags&0x10 != 0, Batch: flags&0x80 != 0,
-			ParityPrm:    ParityPrm{Proactive: flags&0x20 != 0, OnDemand: flags&0x40 != 0, GroupSize: tgs},
-			NAKListLen:   int(nakN) % (MaxNAKList + 1),
+			ParityPrm:  ParityPrm{Proactive: flags&0x20 != 0, OnDemand: flags&0x40 != 0, GroupSize: tgs},
+			NAKListLen: int(nakN) % (MaxNAKList + 1),
 		}
 		binary.BigEndian.PutUint16(p.GSI[:2], uint16(gsi>>32))
 		binary.BigEndian.PutUint32(p.GSI[2:], uint32(gsi))
