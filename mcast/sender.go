@@ -195,7 +195,8 @@ func (s *Sender) MaxPacketPayload() int { return s.maxTSDU }
 
 // Send queues one message. It blocks while the queue ahead of the rate
 // limiter is full, until ctx is done or the Sender is closed. The message
-// is copied before Send returns.
+// is copied before Send returns. With Config.Batch, a small message may
+// wait up to Batch for others to share its packet.
 func (s *Sender) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > s.maxMsg {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrMessageTooLarge, len(msg), s.maxMsg)
