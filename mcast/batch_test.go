@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/relmcast/relmcast/internal/lossy"
 	"github.com/relmcast/relmcast/internal/wire"
 	"github.com/relmcast/relmcast/mcast"
 	"github.com/relmcast/relmcast/mcast/mcasttest"
@@ -559,5 +561,113 @@ func BenchmarkBatch64(b *testing.B) {
 		}
 	case <-time.After(time.Minute):
 		b.Fatalf("%d of %d messages after a minute", got.Load(), n)
+	}
+}
+
+// smallMsg is message i of source src for TestSocketsBatch: mostly
+// small, every 97th fragmented.
+func smallMsg(src byte, i int) []byte {
+	n := 5 + i%60
+	if i%97 == 50 {
+		n = 3000
+	}
+	b := make([]byte, n)
+	b[0] = src
+	binary.BigEndian.PutUint32(b[1:], uint32(i))
+	for j := 5; j < n; j++ {
+		b[j] = byte(i + j*3 + int(src))
+	}
+	return b
+}
+
+// TestSocketsBatch: over real multicast sockets (GSO/GRO where the
+// kernel has them) with 5% loss at the receivers, a batching sender and a
+// plain one share the group and port; both receivers get every message
+// of both, in order.
+func TestSocketsBatch(t *testing.T) {
+	inNetns(t)
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const messages = 20000
+	group := netip.AddrPortFrom(netip.MustParseAddr("239.192.0.1"), randomPort())
+	cfg := mcast.Config{Interface: lo, NAKRetries: 50, Linger: 3 * time.Second, Rate: 20_000_000}
+	var rxs []*mcast.Receiver
+	for i := range 2 {
+		c := cfg
+		c.Seed = uint64(i + 1)
+		lc := lossy.Config{Loss: 0.05, Seed: uint64(i + 1)}
+		c.WrapTransport = func(tr mcast.Transport) mcast.Transport { return lossy.Wrap(tr, lc) }
+		r, err := mcast.Listen(group, &c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		rxs = append(rxs, r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	errs := make(chan error, 4)
+	for si, addr := range []string{"127.0.0.1", "127.0.0.2"} {
+		c := cfg
+		c.Addr = netip.MustParseAddr(addr)
+		if si == 0 {
+			c.Batch = time.Millisecond
+		}
+		s, err := mcast.NewSender(group, &c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for i := range messages {
+				if err := s.Send(ctx, smallMsg(byte(si), i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			err := s.Close()
+			st := s.Stats()
+			t.Logf("sender %d (batch %v): %d messages in %d ODATA, %d RDATA", si, c.Batch, st.Messages, st.ODATA, st.RDATA)
+			errs <- err
+		}()
+	}
+	for ri, r := range rxs {
+		go func() {
+			next := map[mcast.SourceID]int{}
+			var ev mcast.Event
+			for gone := 0; gone < 2; {
+				if err := r.Read(ctx, &ev); err != nil {
+					errs <- fmt.Errorf("receiver %d: %w", ri, err)
+					return
+				}
+				switch ev.Kind {
+				case mcast.EventData:
+					i := next[ev.Source]
+					if len(ev.Data) < 5 || string(ev.Data) != string(smallMsg(ev.Data[0], i)) {
+						errs <- fmt.Errorf("receiver %d source %v: message %d wrong (%d bytes)", ri, ev.Source, i, len(ev.Data))
+						return
+					}
+					next[ev.Source] = i + 1
+				case mcast.EventLoss:
+					errs <- fmt.Errorf("receiver %d: %v", ri, &ev)
+					return
+				case mcast.EventSourceGone:
+					if next[ev.Source] != messages {
+						errs <- fmt.Errorf("receiver %d source %v: %d of %d messages", ri, ev.Source, next[ev.Source], messages)
+						return
+					}
+					gone++
+				}
+			}
+			st := r.Stats()
+			t.Logf("receiver %d: %d messages, NAKs %d, repairs %d", ri, st.Messages, st.NAKs, st.Repairs)
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
