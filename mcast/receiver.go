@@ -117,7 +117,8 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 
 // Read waits for the next event and stores it in ev, reusing ev.Data's
 // capacity: a loop that reads into one Event allocates nothing per
-// message. Each message of a batch (Config.Batch) is its own event. It returns ctx's error when ctx is done and no event is
+// message. Each message of a batch (a sender's Config.Batch) is an event
+// of its own. It returns ctx's error when ctx is done and no event is
 // queued (a queued event is returned even with ctx done, so a done ctx
 // makes Read a non-blocking poll), and ErrClosed after Close.
 func (r *Receiver) Read(ctx context.Context, ev *Event) error {
