@@ -172,6 +172,25 @@ type Config struct {
 	FECProactive int
 	FECOnDemand  bool
 
+	// Batch turns on small-message batching in a Sender, off by default:
+	// consecutive messages that fit are packed into one packet, sent when
+	// it is full or Batch after its first message, whichever comes first;
+	// Close sends the last one. Batching pays when messages are much
+	// smaller than a packet and come fast (64-byte messages: some 20 per
+	// packet), at the price of up to Batch of added latency. A message
+	// too large for a batch is sent on its own, in order. The batched
+	// session uses another PGM data-destination port than plain PGM
+	// (session.BatchDPort of the group's port, on the same UDP port), so
+	// OpenPGM and ZeroMQ receivers never see it; relmcast Receivers need
+	// no setting: they unpack batches and deliver each message as its own
+	// EventData (all with the batch's Seq). A lost batch is one lost
+	// sequence number: an EventLoss counts packets, and here a packet may
+	// hold several messages. BatchSize bounds a batch's payload in bytes
+	// (2 bytes of framing per message included); 0 means a full packet.
+	// Batching and FEC cannot be combined.
+	Batch     time.Duration
+	BatchSize int
+
 	// Transport, if set, replaces the UDP sockets. WrapTransport, if set,
 	// wraps whatever transport is used (for example with a loss injector
 	// for testing).
@@ -200,6 +219,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("mcast: Config.WindowTime %v is negative: want 0 (the default, 10s) or more", c.WindowTime)
 	case c.NAKRetries > 255:
 		return fmt.Errorf("mcast: NAKRetries %d: want at most 255", c.NAKRetries)
+	case c.Batch < 0:
+		return fmt.Errorf("mcast: Config.Batch %v is negative: want 0 (off) or more", c.Batch)
+	case c.Batch == 0 && c.BatchSize != 0:
+		return fmt.Errorf("mcast: Config.BatchSize %d without Config.Batch: set Batch to turn batching on", c.BatchSize)
+	case c.Batch > 0 && c.FECGroupSize > 0:
+		return fmt.Errorf("mcast: Config.Batch and Config.FECGroupSize: batching and FEC cannot be combined")
 	}
 	for _, f := range [...]struct {
 		name string

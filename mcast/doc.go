@@ -5,7 +5,9 @@
 // NAKs with NCFs and repairs, and sends SPMs so receivers can track it. A
 // Receiver gets the messages of every source on a group. Receivers, not
 // senders, find the gaps: each NAKs what it misses, recovers it, or, when
-// no repair can come, says exactly where the hole is.
+// no repair can come, says exactly where the hole is. With Config.Batch a
+// Sender packs small messages into shared packets, in a session that
+// plain PGM receivers do not see; Receivers unpack them by themselves.
 //
 // The reliability contract, per source: every message is delivered once,
 // whole and in order, or an EventLoss takes its place in the stream, right

@@ -64,10 +64,12 @@ type Event struct {
 	Data []byte
 	// Seq and LastSeq are the PGM sequence numbers of the message's first
 	// and last packet (EventData), or of the first and last lost
-	// (EventLoss). They wrap at 2^32.
+	// (EventLoss). They wrap at 2^32. The messages of one batch (a
+	// sender's Config.Batch) share their packet's number.
 	Seq, LastSeq uint32
 	// Lost counts the sequence numbers lost (EventLoss): each is at most
-	// one message, and a message larger than a packet spans several.
+	// one message, and a message larger than a packet spans several;
+	// from a batching sender, each may be a batch of several messages.
 	Lost       uint64
 	LossReason LossReason
 	GoneReason GoneReason

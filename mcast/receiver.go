@@ -34,6 +34,8 @@ type Receiver struct {
 	mu      sync.Mutex // guards the queue and closed
 	queue   []Event    // ring of events ready for Read
 	data    byteFIFO   // their Data, in the same order
+	qBatch  []bool     // queue[i].Data is a batch (wire.CheckBatch), read one message at a time
+	qOff    int        // bytes of the head batch already read
 	qHead   int
 	qLen    int
 	closed  bool
@@ -94,18 +96,20 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	retries := cmp.Or(cfg.NAKRetries, 10)
 	dataWait := cmp.Or(cfg.NAKDataWait, DefaultNAKDataWait)
 	r := &Receiver{
-		group: group,
-		tr:    tr,
-		sock:  sock,
-		queue: make([]Event, q),
-		data:  newByteFIFO(queueBytes),
-		avail: make(chan struct{}, 1),
-		space: make(chan struct{}, 1),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
-		stats: make(chan chan ReceiverStats),
+		group:  group,
+		tr:     tr,
+		sock:   sock,
+		queue:  make([]Event, q),
+		qBatch: make([]bool, q),
+		data:   newByteFIFO(queueBytes),
+		avail:  make(chan struct{}, 1),
+		space:  make(chan struct{}, 1),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+		stats:  make(chan chan ReceiverStats),
 		core: session.NewReceiver(session.ReceiverConfig{
 			DPort:        group.Port(),
+			BatchDPort:   session.BatchDPort(group.Port()),
 			Group:        group.Addr(),
 			Window:       cfg.ReceiveWindow,
 			WindowBytes:  cfg.ReceiveWindowBytes,
@@ -136,7 +140,8 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 
 // Read waits for the next event and stores it in ev, reusing ev.Data's
 // capacity: a loop that reads into one Event allocates nothing per
-// message. It returns ctx's error when ctx is done and no event is
+// message. Each message of a batch (a sender's Config.Batch) is an event
+// of its own. It returns ctx's error when ctx is done and no event is
 // queued (a queued event is returned even with ctx done, so a done ctx
 // makes Read a non-blocking poll), and ErrClosed after Close. Once the
 // interface of its socket has gone (see ErrInterfaceGone), it returns an
@@ -156,7 +161,23 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 			e := &r.queue[r.qHead]
 			data := ev.Data
 			*ev = *e
-			ev.Data = append(data[:0], e.Data...)
+			if r.qBatch[r.qHead] {
+				// One message of a batch; the event leaves the queue
+				// with its last.
+				msg, rest := wire.NextBatched(e.Data[r.qOff:])
+				ev.Data = append(data[:0], msg...)
+				if len(rest) > 0 {
+					r.qOff = len(e.Data) - len(rest)
+					r.mu.Unlock()
+					if len(r.avail) == 0 { // a pending wake-up is enough: spare the channel's lock
+						notify(r.avail) // wake another reader
+					}
+					return nil
+				}
+				r.qOff = 0
+			} else {
+				ev.Data = append(data[:0], e.Data...)
+			}
 			r.data.free(len(e.Data))
 			e.Data = nil
 			r.qHead = (r.qHead + 1) % len(r.queue)
@@ -298,8 +319,10 @@ func (r *Receiver) deliver() {
 			return false
 		}
 		copy(data, e.Data)
-		ev := &r.queue[(r.qHead+r.qLen)%len(r.queue)]
+		i := (r.qHead + r.qLen) % len(r.queue)
+		ev := &r.queue[i]
 		ev.copyFrom(e, data)
+		r.qBatch[i] = e.Batch > 0
 		r.qLen++
 		if r.log != nil && ev.Kind != EventData {
 			logEvent(r.log, ev)

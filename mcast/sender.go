@@ -111,7 +111,11 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	if gsi == ([6]byte{}) {
 		gsi = hostGSI(rnd)
 	}
-	for port == 0 || port == group.Port() {
+	dport := group.Port()
+	if cfg.Batch > 0 {
+		dport = session.BatchDPort(dport) // plain PGM receivers drop the session
+	}
+	for port == 0 || port == group.Port() || port == dport {
 		port = binary.BigEndian.Uint16(rnd[6:])
 		rnd[6]++
 	}
@@ -134,7 +138,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	now := time.Now()
 	core, err := session.NewSender(session.SenderConfig{
 		TSI:           tsi,
-		DPort:         group.Port(),
+		DPort:         dport,
 		Group:         group.Addr(),
 		NLA:           tr.LocalAddr(),
 		MaxTPDU:       cfg.mtu() - overhead,
@@ -152,6 +156,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 			Proactive: cfg.FECProactive,
 			OnDemand:  cfg.FECOnDemand,
 		},
+		Batch: session.BatchConfig{Delay: cfg.Batch, MaxBytes: cfg.BatchSize},
 	}, now)
 	if err != nil {
 		tr.Close()
@@ -229,9 +234,10 @@ func (s *Sender) MaxPacketPayload() int { return s.maxTSDU }
 
 // Send queues one message. It blocks while the queue ahead of the rate
 // limiter is full, until ctx is done or the Sender is closed. The message
-// is copied before Send returns. Once the interface of its socket has
-// gone, it returns an error that wraps ErrInterfaceGone and names the
-// interface and group.
+// is copied before Send returns. With Config.Batch, a small message may
+// wait up to Batch for others to share its packet. Once the interface of
+// its socket has gone, it returns an error that wraps ErrInterfaceGone
+// and names the interface and group.
 func (s *Sender) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > s.maxMsg {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrMessageTooLarge, len(msg), s.maxMsg)

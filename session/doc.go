@@ -1,7 +1,7 @@
 // Package session holds the sans-IO protocol cores of a PGM source and of
 // a PGM receiver: transmit and receive windows, sequence numbering, SPM
-// scheduling, NAK/NCF handling, fragmentation and reassembly, source
-// liveness and late join.
+// scheduling, NAK/NCF handling, fragmentation and reassembly, FEC,
+// small-message batching (BatchConfig), source liveness and late join.
 //
 // Nothing here opens sockets, starts goroutines, locks, sleeps or reads the
 // clock: every method takes the current time, and the owner (package mcast)

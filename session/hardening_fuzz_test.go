@@ -102,9 +102,14 @@ func FuzzReceiverWire(f *testing.F) {
 	seed = append(seed, rec(fzDatagram, spm(1, 0, 0xFFFFFFFF))...)
 	seed = append(seed, rec(fzFixed|8, odata(0, 0, "new"))...)
 	f.Add(seed)
+	// A batching source (the batch dport, OPT_BATCH).
+	bp := wire.Packet{Type: wire.TypeODATA, SPort: testTSI.Port + 1, DPort: BatchDPort(testPort), GSI: testTSI.GSI,
+		Seq: 5, Payload: wire.AppendBatched(wire.AppendBatched(nil, []byte("ab")), nil), Batch: true}
+	bb, _ := bp.Append(nil)
+	f.Add(append(rec(fzDatagram, bb), fzReadAll, 0, 0))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		const window = 256
-		r := NewReceiver(ReceiverConfig{DPort: testPort, Group: testGroup, Window: window, MaxSources: 4,
+		r := NewReceiver(ReceiverConfig{DPort: testPort, BatchDPort: BatchDPort(testPort), Group: testGroup, Window: window, MaxSources: 4,
 			SourceExpiry: 2 * time.Second, JoinBackfill: 16, Seed: 1,
 			NAK: nak.Config{BackoffIvl: 10 * time.Millisecond, RepeatIvl: 50 * time.Millisecond,
 				RdataIvl: 100 * time.Millisecond, NCFRetries: 3, DataRetries: 3}})
@@ -134,6 +139,9 @@ func FuzzReceiverWire(f *testing.F) {
 				}
 				*st = rxStream{announced: true}
 			case EventData, EventLoss:
+				if n, err := wire.CheckBatch(e.Data); e.Batch > 0 && (n != e.Batch || err != nil) {
+					t.Fatalf("batch of %d messages: %d, %v", e.Batch, n, err)
+				}
 				if !st.announced || st.gone {
 					t.Fatalf("%v %v before new or after gone", e.Source, e.Kind)
 				}

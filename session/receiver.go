@@ -17,6 +17,11 @@ type ReceiverConfig struct {
 	// DPort is the data-destination port (the UDP port P); downstream
 	// packets with another dport are dropped.
 	DPort uint16
+	// BatchDPort, if not 0, is a second data-destination port accepted on
+	// the same UDP port: that of batching sources (BatchDPort(DPort); see
+	// BatchConfig). A session keeps the port of its first packet, and its
+	// NAKs and SPMRs carry it.
+	BatchDPort uint16
 	// Group is the multicast group, named in NAKs as the group NLA.
 	Group netip.Addr
 	// Window bounds the sequence numbers held per source between the next
@@ -242,6 +247,10 @@ type Event struct {
 	// Data is the message of an EventData. It aliases the core's buffers
 	// and is valid only during the Deliver callback.
 	Data []byte
+	// Batch is, for an EventData from a batched TPDU (BatchConfig), the
+	// number of messages Data packs, framed as wire.CheckBatch accepts
+	// (split them with wire.NextBatched); 0 for a plain message.
+	Batch int
 	// First and Last are the wire sequence numbers of the message's
 	// TPDUs (EventData) or of the lost ones (EventLoss), inclusive.
 	First, Last uint32
@@ -277,6 +286,7 @@ type ReceiverStats struct {
 	SourcesDropped uint64 // packets of new sources refused: MaxSources confirmed sources
 	SourcesEvicted uint64 // unconfirmed sources evicted for new ones
 	NAKsLimited    uint64 // NAK packets not sent: over NAKRate (NAKed again at the next retry)
+	BatchMalformed uint64 // batched TPDUs whose framing is invalid (dropped)
 	// Dropped: packets ignored: wrong port, stale, unknown type, parity
 	// without FEC, data more than a window past the lead (see onData).
 	Dropped uint64
@@ -367,7 +377,7 @@ func (r *Receiver) Stats() ReceiverStats {
 func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) {
 	r.now = now
 	r.stats.Packets++
-	if !p.Type.Downstream() || p.DPort != r.cfg.DPort {
+	if !p.Type.Downstream() || p.DPort != r.cfg.DPort && (r.cfg.BatchDPort == 0 || p.DPort != r.cfg.BatchDPort) {
 		r.stats.Dropped++
 		return
 	}
@@ -383,6 +393,10 @@ func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) 
 	}
 	tsi := p.TSI()
 	s := r.byTSI[tsi]
+	if s != nil && s.dport != p.DPort {
+		r.stats.Dropped++ // a session keeps the dport of its first packet
+		return
+	}
 	if s == nil {
 		s = r.newSource(now, tsi, p, from)
 		if s == nil {
@@ -393,6 +407,9 @@ func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) 
 		return
 	} else if p.Type == wire.TypeSPM && r.sequenceReset(s, p) || r.synRestart(s, p) {
 		s = r.restartSession(now, s, from, s.tsi, p.Type == wire.TypeSPM)
+	}
+	if s.dport == 0 { // a new session
+		s.dport = p.DPort
 	}
 	s.lastHeard = now
 	if s.packets < 2 {
@@ -593,7 +610,16 @@ func (r *Receiver) onData(now time.Time, s *source, p *wire.Packet) {
 	if p.Type == wire.TypeRDATA {
 		how = byRDATA
 	}
-	if r.insert(now, s, p.Seq, p.Payload, p.HasFragment, p.Fragment, how) {
+	var batch uint16
+	if p.Batch {
+		n, err := wire.CheckBatch(p.Payload)
+		if err != nil || p.HasFragment {
+			r.stats.BatchMalformed++
+			return
+		}
+		batch = uint16(n)
+	}
+	if r.insert(now, s, p.Seq, p.Payload, p.HasFragment, p.Fragment, batch, how) {
 		if t := s.ext(p.Trail); t <= s.ext(p.Seq) { // a trail past the packet itself is bogus
 			s.trail = max(s.trail, t)
 			r.onTrail(s, t)
@@ -613,7 +639,7 @@ const (
 
 // insert puts data packet q into the receive window, and reports whether
 // it was new.
-func (r *Receiver) insert(now time.Time, s *source, q uint32, payload []byte, hasFrag bool, f wire.Fragment, how int) bool {
+func (r *Receiver) insert(now time.Time, s *source, q uint32, payload []byte, hasFrag bool, f wire.Fragment, batch uint16, how int) bool {
 	seq := s.ext(q)
 	if s.closing && seq > s.lead {
 		r.stats.Dropped++ // the session is closing; nothing new is taken
@@ -648,6 +674,7 @@ func (r *Receiver) insert(now time.Time, s *source, q uint32, payload []byte, ha
 	sl.data = append(sl.data[:0], payload...)
 	s.mem += cap(sl.data) - c
 	sl.frag = hasFrag
+	sl.batchN = batch
 	if hasFrag {
 		sl.fragFirst = s.ext(f.First)
 		sl.fragOff = f.Offset
@@ -842,7 +869,7 @@ func (r *Receiver) sendNAKs(s *source, seqs []uint64) {
 		n := min(len(seqs), wire.MaxNAKSeqs)
 		p := wire.Packet{
 			Type:      wire.TypeNAK,
-			SPort:     r.cfg.DPort, // upstream: ports swap (RFC 3208 §8.3)
+			SPort:     s.dport, // upstream: ports swap (RFC 3208 §8.3)
 			DPort:     s.tsi.Port,
 			GSI:       s.tsi.GSI,
 			Seq:       uint32(seqs[0]),
@@ -868,7 +895,7 @@ func (r *Receiver) sendNAKs(s *source, seqs []uint64) {
 // sendSPMR asks the source for an SPM: by multicast, so other receivers
 // can hold theirs back, and unicast to the address its packets came from.
 func (r *Receiver) sendSPMR(s *source) {
-	p := wire.Packet{Type: wire.TypeSPMR, SPort: r.cfg.DPort, DPort: s.tsi.Port, GSI: s.tsi.GSI}
+	p := wire.Packet{Type: wire.TypeSPMR, SPort: s.dport, DPort: s.tsi.Port, GSI: s.tsi.GSI}
 	r.out.push(&p, netip.AddrPortFrom(r.cfg.Group, r.cfg.DPort))
 	r.out.push(&p, netip.AddrPortFrom(s.addr, r.cfg.DPort))
 	r.stats.SPMRs++
@@ -987,10 +1014,11 @@ func (r *Receiver) deliverSource(s *source, fn func(*Event) bool) bool {
 		s.delivered = true
 		switch ev.Kind {
 		case EventData:
-			r.stats.Messages++
-			r.stats.Bytes += uint64(len(ev.Data))
-			s.st.messages++
-			s.st.bytes += uint64(len(ev.Data))
+			msgs, bytes := uint64(max(1, ev.Batch)), uint64(len(ev.Data)-wire.BatchFrameLen*ev.Batch)
+			r.stats.Messages += msgs
+			r.stats.Bytes += bytes
+			s.st.messages += msgs
+			s.st.bytes += bytes
 		case EventLoss:
 			r.stats.LossEvents++
 			r.stats.Lost += ev.Lost
@@ -1073,6 +1101,7 @@ func (r *Receiver) nextEvent(s *source, ev *Event) (adv uint64, ok bool) {
 	if !sl.frag {
 		ev.Kind = EventData
 		ev.Data = sl.data
+		ev.Batch = int(sl.batchN)
 		ev.First, ev.Last = uint32(s.head), uint32(s.head)
 		return 1, true
 	}

@@ -161,7 +161,7 @@ func (r *Receiver) recovered(now time.Time, s *source) {
 				continue
 			}
 		}
-		r.insert(now, s, o.Seq, o.TSDU, o.HasFragment, wire.Fragment(o.Fragment), byFEC)
+		r.insert(now, s, o.Seq, o.TSDU, o.HasFragment, wire.Fragment(o.Fragment), 0, byFEC)
 	}
 	clear(r.rec) // do not keep the decoder's memory reachable from here
 	r.rec = r.rec[:0]
@@ -219,7 +219,7 @@ func (r *Receiver) sendParityNAKs(s *source, entries []uint32) {
 		p := wire.Packet{
 			Type:      wire.TypeNAK,
 			Options:   wire.OptParity,
-			SPort:     r.cfg.DPort,
+			SPort:     s.dport,
 			DPort:     s.tsi.Port,
 			GSI:       s.tsi.GSI,
 			Seq:       entries[0],

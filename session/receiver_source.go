@@ -16,6 +16,7 @@ import (
 // window arithmetic never wraps; uint32(q) gives the wire number back.
 type source struct {
 	tsi   wire.TSI
+	dport uint16     // data-destination port of its packets (ReceiverConfig.BatchDPort)
 	addr  netip.Addr // IP source address of its first packet
 	nla   netip.Addr // path NLA from its SPMs: where NAKs go
 	group netip.Addr
@@ -134,6 +135,7 @@ type slot struct {
 	fragFirst uint64 // extended first sequence number of its message
 	fragOff   uint32
 	fragLen   uint32
+	batchN    uint16 // messages packed in data (a batch); 0: one message
 	data      []byte // payload copy; capacity reused
 	held      bool   // a NAK was held back once for FEC
 	pnaks     uint8  // parity NAK rounds that named this number
@@ -143,7 +145,7 @@ type slot struct {
 }
 
 func (sl *slot) reset() {
-	sl.state, sl.reason, sl.frag, sl.held, sl.pnaks, sl.gapAt = slotMissing, 0, false, false, 0, 0
+	sl.state, sl.reason, sl.frag, sl.held, sl.pnaks, sl.gapAt, sl.batchN = slotMissing, 0, false, false, 0, 0, 0
 }
 
 // padding reports whether the slot, number q, holds a FEC padding TPDU:

@@ -172,6 +172,9 @@ type SenderConfig struct {
 	// FEC turns on forward error correction (parity packets); off by
 	// default. See FECConfig.
 	FEC FECConfig
+	// Batch turns on small-message batching; off by default. See
+	// BatchConfig.
+	Batch BatchConfig
 }
 
 func (c *SenderConfig) setDefaults() {
@@ -265,6 +268,9 @@ func (c *SenderConfig) validate() error {
 	if err := c.FEC.validate(c); err != nil {
 		return err
 	}
+	if err := c.Batch.validate(c); err != nil {
+		return err
+	}
 	maxTSDU := c.maxTSDU()
 	if n := txTPDUs(c.MaxMessage, maxTSDU, maxTSDU-wire.FragmentOverhead); n > c.MaxQueued {
 		return bad("MaxQueued %d cannot hold a MaxMessage (%d bytes = %d TPDUs)",
@@ -343,6 +349,7 @@ type txSlot struct {
 	ncfAt      int64  // last NCF naming it, ns since base
 	tsdu       int32  // payload length
 	flags      uint8
+	batchN     uint16 // messages in a batch (sender_batch.go); 0: not a batch
 
 	// FEC state of the transmission group that starts at this slot
 	// (meaningful on a group's first slot only; see sender_fec.go).
@@ -428,6 +435,8 @@ type Sender struct {
 
 	fec *txFEC // nil: FEC off
 
+	batch txBatch // small-message batching (sender_batch.go)
+
 	stats SenderStats
 }
 
@@ -464,6 +473,7 @@ func NewSender(cfg SenderConfig, now time.Time) (*Sender, error) {
 	if cfg.FEC.GroupSize > 0 {
 		s.fec = newTxFEC(&cfg)
 	}
+	s.initBatch()
 	return s, nil
 }
 
@@ -518,8 +528,11 @@ func (s *Sender) inWindow(q uint32) bool { return q-s.trail < s.nextSend-s.trail
 
 // Writable reports whether Send would accept a message of n bytes now.
 func (s *Sender) Writable(n int) bool {
+	if s.batchable(n) {
+		return !s.closed && s.writableBatched(n)
+	}
 	return !s.closed && n >= 0 && n <= s.cfg.MaxMessage &&
-		s.unsent()+txTPDUs(n, s.maxTSDU, s.maxFrag) <= s.cfg.MaxQueued
+		s.reserved()+txTPDUs(n, s.maxTSDU, s.maxFrag) <= s.cfg.MaxQueued
 }
 
 // Send queues one message. A message of at most MaxTSDU bytes (zero
@@ -538,7 +551,10 @@ func (s *Sender) Send(now time.Time, msg []byte) error {
 		return ErrClosed
 	case len(msg) > s.cfg.MaxMessage:
 		return ErrMessageTooLarge
+	case s.batchable(len(msg)):
+		return s.sendBatched(t, msg)
 	}
+	s.closeBatch() // a message that is not batched goes after the open batch
 	n := txTPDUs(len(msg), s.maxTSDU, s.maxFrag)
 	syn := !s.synDone && s.unsent() == 0
 	first := s.maxFrag // payload of the first fragment
@@ -604,17 +620,10 @@ func (s *Sender) reserve(n int) {
 // enqueue encodes one TPDU into the next slot, with OPT_SYN if syn.
 func (s *Sender) enqueue(payload []byte, frag bool, f wire.Fragment, last, syn bool) {
 	sl := s.slot(s.nextSeq)
-	buf := sl.buf[:0]
-	if cap(buf) < s.cfg.MaxTPDU {
-		if n := len(s.freeBufs); n > 0 {
-			buf, s.freeBufs = s.freeBufs[n-1][:0], s.freeBufs[:n-1]
-		} else {
-			buf = make([]byte, 0, s.cfg.MaxTPDU)
-		}
-	}
-	sl.buf = txAppendODATA(buf, &s.cfg, s.nextSeq, frag, f, payload, syn)
+	sl.buf = txAppendODATA(s.slotBuf(sl), &s.cfg, s.nextSeq, frag, f, payload, syn)
 	sl.tsdu = int32(len(payload))
 	sl.flags = 0
+	sl.batchN = 0
 	sl.parNext, sl.parPend, sl.parRound = 0, 0, 0
 	if last {
 		sl.flags = txLast
@@ -623,6 +632,20 @@ func (s *Sender) enqueue(payload []byte, frag bool, f wire.Fragment, last, syn b
 		sl.flags |= txFrag
 	}
 	s.nextSeq++
+}
+
+// slotBuf returns sl's TPDU buffer, empty, taking one of an evicted slot
+// (or a new one) if sl has none: buffers live only on slots in use.
+func (s *Sender) slotBuf(sl *txSlot) []byte {
+	if cap(sl.buf) >= s.cfg.MaxTPDU {
+		return sl.buf[:0]
+	}
+	if n := len(s.freeBufs); n > 0 {
+		buf := s.freeBufs[n-1][:0]
+		s.freeBufs = s.freeBufs[:n-1]
+		return buf
+	}
+	return make([]byte, 0, s.cfg.MaxTPDU)
 }
 
 // txAppendODATA encodes an ODATA TPDU with a zero trail and checksum (both
@@ -893,6 +916,9 @@ func (s *Sender) peekRepair() (uint32, bool) {
 // learns the final lead and NAKs the tail. OpenPGM sends only the three.
 func (s *Sender) Close(now time.Time) {
 	s.tick(now)
+	if !s.closed {
+		s.closeBatch()
+	}
 	if !s.closed && s.fec != nil {
 		s.padGroup()
 	}
@@ -979,6 +1005,7 @@ func (s *Sender) PollRef(now time.Time, buf []byte) (pkt []byte, ok bool) {
 func (s *Sender) poll(now time.Time, buf []byte, ref bool) (pkt []byte, ok bool) {
 	t := s.tick(now)
 	s.expire(t)
+	s.pollBatch(t)
 	if s.ncfLen > 0 {
 		if out, ok := s.pollNCF(t, buf); ok {
 			return out, true
@@ -1043,7 +1070,7 @@ func (s *Sender) poll(now time.Time, buf []byte, ref bool) (pkt []byte, ok bool)
 			s.fecSent(s.nextSend-1, sl)
 		}
 		if sl.flags&txLast != 0 {
-			s.stats.Messages++
+			s.stats.Messages += uint64(max(1, sl.batchN))
 			s.stats.MessageBytes += uint64(s.messageLen(sl))
 			s.restartHeartbeat(t)
 		}
@@ -1062,6 +1089,9 @@ func (s *Sender) odataFirst() bool { return s.odataTurn && s.nextSend != s.nextS
 // messageLen is the length of the message whose last TPDU is sl.
 func (s *Sender) messageLen(sl *txSlot) int {
 	b := sl.buf
+	if sl.batchN > 0 {
+		return int(sl.tsdu) - wire.BatchFrameLen*int(sl.batchN)
+	}
 	if sl.flags&txFrag != 0 {
 		// OPT_FRAGMENT's APDU length: the last 4 bytes of the options.
 		off := wire.HeaderLen + wire.DataHeaderLen + wire.FragmentOverhead - 4
@@ -1190,6 +1220,9 @@ func (s *Sender) NextDeadline() time.Time {
 		at = min(at, s.bucket.readyAt(s.now, n+s.cfg.IPOverhead))
 	} else if s.nextSend != s.nextSeq {
 		at = min(at, s.bucket.readyAt(s.now, len(s.slot(s.nextSend).buf)+s.cfg.IPOverhead))
+	}
+	if s.batch.open {
+		at = min(at, s.batch.at)
 	}
 	if !s.Done() && s.trail != s.nextSend {
 		at = min(at, txAddSat(s.slot(s.trail).sentAt, s.windowTime))

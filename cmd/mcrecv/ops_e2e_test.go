@@ -201,6 +201,9 @@ func TestOperations(t *testing.T) {
 		send.wait(t, 30*time.Second)
 		recv.wait(t, 30*time.Second)
 		piped.wait(t, 30*time.Second)
+		// The pty's reader may still be copying what they wrote last.
+		ptyOut.waitFor("messages, ", 5*time.Second)
+		sendOut.waitFor("files: 1 of 1 sent", 5*time.Second)
 		out := ptyOut.String()
 		if n := strings.Count(out, "\r\x1b[Kmcrecv: "); n < 2 || !strings.Contains(out, " msgs/s ") || !strings.Contains(out, " repairs") || !strings.Contains(out, " lost | 1 sources") {
 			t.Errorf("mcrecv on a pty: %d status redraws; output:\n%q", n, out)

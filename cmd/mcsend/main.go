@@ -92,6 +92,7 @@ Examples:
   mcsend --size 1400 < file.bin
   mcsend --file release.tar.gz --file notes.txt      (mcrecv --out DIR writes them)
   mcsend --count 100000 --size 1000 --rate 0
+  mcsend --count 1000000 --size 64 --rate 0 --batch 1ms      (small messages packed into packets)
   mcsend --group '[ff02::1:3%eth0]:7500' < messages.txt     (IPv6: the zone names the interface)
   mcsend --zmq --iface eth0 --group 239.192.0.1:5555 < lines.txt
                   (to zmq SUB sockets on epgm://eth0;239.192.0.1:5555)
@@ -178,7 +179,10 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 		count  = fs.Uint64("count", 0, "send `N` generated numbered messages instead of reading stdin")
 		fecArg = fs.String("fec", "", "forward error correction: groups of `K:H` (K a power of two in 2..128, H pro-active parity packets after each group, 0..min(K,255-K)); receivers need no flag; our receivers only (default off)")
 		fecOD  = fs.Bool("fec-ondemand", false, "with --fec: answer receivers' parity NAKs with fresh parity packets")
+		batch  = &cli.DurationFlag{}
+		bsize  = fs.Int("batch-size", 0, "with --batch: at most `N` bytes of messages (2 more each for framing) per packet (default: a full packet)")
 	)
+	fs.Var(batch, "batch", "pack small messages into packets, each sent when full or `DURATION` after its first message (e.g. 1ms); receivers need no flag; our receivers only, OpenPGM and ZeroMQ ones never see them (default off)")
 	fs.Var(&group, "group", "multicast group `ADDR:PORT`, IPv4 or IPv6 ([ff02::1:3%v0]:7500: the zone names the interface)")
 	fs.StringVar(&o.ifname, "iface", "", "`NAME` of the interface to send on, e.g. lo or eth0 (default: the first up multicast interface)")
 	fs.Var(&addr, "addr", "unicast source address `IP` advertised to receivers for NAKs (default: the interface's first address)")
@@ -247,6 +251,21 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 		}
 		o.cfg.FECGroupSize, o.cfg.FECProactive, o.cfg.FECOnDemand = k, h, *fecOD
 	}
+	switch {
+	case batch.D < 0:
+		return nil, cli.Usagef("--batch %v is negative: write a duration such as 1ms", batch.D)
+	case set["batch"] && batch.D == 0:
+		return nil, cli.Usagef("--batch 0: leave --batch out for no batching, or write a duration such as 1ms")
+	case set["batch-size"] && !set["batch"]:
+		return nil, cli.Usagef("--batch-size needs --batch DURATION")
+	case set["batch"] && o.zmq:
+		return nil, cli.Usagef("--batch with --zmq: ZeroMQ receivers take no batches")
+	case set["batch"] && o.cfg.FECGroupSize > 0:
+		return nil, cli.Usagef("--batch with --fec: batching and FEC cannot be combined")
+	case set["batch-size"] && *bsize < 64:
+		return nil, cli.Usagef("--batch-size %d: want at least 64 bytes", *bsize)
+	}
+	o.cfg.Batch, o.cfg.BatchSize = batch.D, *bsize
 	if loss.Active() {
 		o.cfg.WrapTransport = func(t mcast.Transport) mcast.Transport { return lossy.Wrap(t, loss) }
 	}
@@ -408,6 +427,9 @@ func run(args []string, e env) int {
 	}
 	if len(o.files) > 0 {
 		fmt.Fprintf(e.stderr, "mcsend: files: %d of %d sent, %d of %d bytes\n", c.files.Load(), len(o.files), c.fileBytes.Load(), total)
+	}
+	if o.cfg.Batch > 0 {
+		fmt.Fprintf(e.stderr, "mcsend: batching: %d messages in %d packets\n", st.Messages, st.ODATA)
 	}
 	if o.cfg.FECGroupSize > 0 {
 		fmt.Fprintf(e.stderr, "mcsend: FEC groups of %d: %d parity packets (%d pro-active, %d on demand), %d parity NAKs received, %d padding packets\n",

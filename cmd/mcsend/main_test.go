@@ -63,7 +63,11 @@ func TestParseArgs(t *testing.T) {
 		o.cfg.FECGroupSize != 32 || o.cfg.FECProactive != 0 || !o.cfg.FECOnDemand {
 		t.Errorf("--fec 32:0 --fec-ondemand: %+v, %v", o.cfg, err)
 	}
-	if o, err = parseArgs(nil, io.Discard); err != nil || o.cfg.FECGroupSize != 0 || o.cfg.FECOnDemand {
+	if o, err = parseArgs(strings.Fields("--batch 2ms --batch-size 500"), io.Discard); err != nil ||
+		o.cfg.Batch != 2*time.Millisecond || o.cfg.BatchSize != 500 {
+		t.Errorf("--batch 2ms --batch-size 500: %+v, %v", o.cfg, err)
+	}
+	if o, err = parseArgs(nil, io.Discard); err != nil || o.cfg.FECGroupSize != 0 || o.cfg.FECOnDemand || o.cfg.Batch != 0 {
 		t.Errorf("FEC not off by default: %+v, %v", o.cfg, err)
 	}
 
@@ -92,6 +96,13 @@ func TestParseArgs(t *testing.T) {
 		{"--fec 16:17", "0..16"},
 		{"--fec 8:0", "would do nothing"},
 		{"--fec-ondemand", "needs --fec"},
+		{"--batch 0", "leave --batch out"},
+		{"--batch -1ms", "negative"},
+		{"--batch 1", "no unit"},
+		{"--batch-size 100", "needs --batch"},
+		{"--batch 1ms --batch-size 10", "at least 64"},
+		{"--batch 1ms --zmq", "ZeroMQ"},
+		{"--batch 1ms --fec 16:2", "cannot be combined"},
 	} {
 		_, err := parseArgs(strings.Fields(tc.args), io.Discard)
 		var ue *cli.UsageError
@@ -250,6 +261,29 @@ func TestRunCountUnderLoss(t *testing.T) {
 		}
 	}
 	if !strings.Contains(errs, fmt.Sprintf("%d messages, %d bytes", n, n*200)) || strings.Contains(errs, " 0 repairs sent") {
+		t.Errorf("stderr:\n%s", errs)
+	}
+}
+
+// TestRunBatch: with --batch, small generated messages share packets,
+// and a plain Receiver gets every one, in order, under loss.
+func TestRunBatch(t *testing.T) {
+	const n = 5000
+	code, errs, got := memRun(t, []string{"--count", fmt.Sprint(n), "--size", "64", "--rate", "20M", "--batch", "1ms", "--linger", "1s"},
+		strings.NewReader("ignored"), "loss=0.05,seed=9")
+	if code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, errs)
+	}
+	if len(got) != n {
+		t.Fatalf("received %d messages; want %d", len(got), n)
+	}
+	for i, m := range got {
+		if k, ok := cli.CheckNumbered([]byte(m)); !ok || k != uint64(i) || len(m) != 64 {
+			t.Fatalf("message %d: number %d ok %v len %d", i, k, ok, len(m))
+		}
+	}
+	// 21 messages of 64 bytes fill a packet.
+	if !strings.Contains(errs, fmt.Sprintf("batching: %d messages in %d packets", n, (n+20)/21)) {
 		t.Errorf("stderr:\n%s", errs)
 	}
 }

@@ -23,6 +23,14 @@ func (p *Packet) parseData(b []byte, tsduLen int) error {
 		return ErrLength
 	}
 	p.Payload = b
+	if p.Batch && p.Options&OptParity == 0 {
+		if p.HasFragment {
+			return ErrBatch // a batch is never fragmented
+		}
+		if _, err := CheckBatch(b); err != nil {
+			return err
+		}
+	}
 	// In a parity packet OPT_FRAGMENT is Reed-Solomon encoded along with the
 	// payload, so its fields mean nothing until decoded: OpenPGM (rxw.c)
 	// checks fragments of original data only, and so do we.

@@ -128,6 +128,8 @@ func FuzzRoundTrip(f *testing.F) {
 		bytes.Repeat([]byte{0x20}, 16), bytes.Repeat([]byte{0xff}, 16), []byte(nil), uint8(0), uint32(0), uint32(0), uint32(0), uint8(62), uint32(6), uint32(0), uint8(0))
 	f.Add(uint8(0), uint16(1), uint16(2), uint8(0), uint64(1), uint32(5), uint32(0), uint32(0),
 		append(make([]byte, 10), 0xff, 0xff, 10, 0, 0, 1), []byte{}, []byte(nil), uint8(0x7e), uint32(0), uint32(0), uint32(0), uint8(0), uint32(0), uint32(129), uint8(0xff))
+	f.Add(uint8(1), uint16(10000), uint16(40268), uint8(0), uint64(7), uint32(11), uint32(0), uint32(0),
+		[]byte{}, []byte{}, []byte{0, 2, 'h', 'i', 0, 0}, uint8(0x80), uint32(0), uint32(0), uint32(0), uint8(0), uint32(0), uint32(0), uint8(0))
 
 	types := [...]Type{TypeSPM, TypeODATA, TypeRDATA, TypeNAK, TypeNNAK, TypeNCF, TypeSPMR}
 	addr := func(a []byte, def netip.Addr) netip.Addr {
@@ -149,9 +151,9 @@ func FuzzRoundTrip(f *testing.F) {
 			Payload:     payload,
 			HasFragment: flags&0x01 != 0, Fragment: Fragment{First: fFirst, Offset: fOff, Length: fLen},
 			FIN: flags&0x02 != 0, SYN: flags&0x04 != 0, RST: flags&0x08 != 0, RSTCode: rst,
-			HasParityPrm: flags&0x10 != 0,
-			ParityPrm:    ParityPrm{Proactive: flags&0x20 != 0, OnDemand: flags&0x40 != 0, GroupSize: tgs},
-			NAKListLen:   int(nakN) % (MaxNAKList + 1),
+			HasParityPrm: flags&0x10 != 0, Batch: flags&0x80 != 0,
+			ParityPrm:  ParityPrm{Proactive: flags&0x20 != 0, OnDemand: flags&0x40 != 0, GroupSize: tgs},
+			NAKListLen: int(nakN) % (MaxNAKList + 1),
 		}
 		binary.BigEndian.PutUint16(p.GSI[:2], uint16(gsi>>32))
 		binary.BigEndian.PutUint32(p.GSI[2:], uint32(gsi))
@@ -182,7 +184,10 @@ func FuzzRoundTrip(f *testing.F) {
 			}
 		case TypeODATA, TypeRDATA:
 			fr, n := p.Fragment, uint64(len(p.Payload))
-			if p.HasFragment && p.Options&OptParity == 0 &&
+			_, batchErr := CheckBatch(p.Payload)
+			if p.Batch && p.Options&OptParity == 0 && (p.HasFragment || batchErr != nil) {
+				want = ErrBatch
+			} else if p.HasFragment && p.Options&OptParity == 0 &&
 				(uint64(fr.Length) < n || fr.Length > MaxAPDU || p.Seq-fr.First >= 1<<31 ||
 					uint64(fr.Offset)+n > uint64(fr.Length)) {
 				want = ErrFragment

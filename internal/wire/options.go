@@ -94,6 +94,12 @@ func parseOptions(b []byte, p *Packet) (int, error) {
 			}
 		case optFin:
 			p.FIN = true
+		case optBatch:
+			// Byte 3: U (0x80, ignored), framing version (0 only).
+			if l != 4 || v[3]&0x7F != 0 {
+				return 0, ErrBatch
+			}
+			p.Batch = true
 		case optSyn:
 			p.SYN = true
 		case optRst:
@@ -123,7 +129,7 @@ func (p *Packet) optionsLen() int {
 	if p.HasParityPrm {
 		n += 8
 	}
-	for _, f := range [...]bool{p.FIN, p.SYN, p.RST} {
+	for _, f := range [...]bool{p.FIN, p.SYN, p.RST, p.Batch} {
 		if f {
 			n += 4
 		}
@@ -183,6 +189,10 @@ func (p *Packet) appendOptions(b []byte) []byte {
 	if p.RST {
 		last = len(b)
 		b = append(b, optRst, 4, 0, p.RSTCode&0x3F)
+	}
+	if p.Batch {
+		last = len(b)
+		b = append(b, optBatch, 4, 0, 0)
 	}
 	b[last] |= optEnd
 	return b

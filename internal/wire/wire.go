@@ -157,6 +157,10 @@ type Packet struct {
 	SYN          bool // OPT_SYN
 	RST          bool // OPT_RST
 	RSTCode      uint8
+	// Batch is OPT_BATCH (relmcast's own, see batch.go): the TSDU packs
+	// several messages. Parse checks the framing of ODATA and RDATA that
+	// carry it, and that they carry no OPT_FRAGMENT.
+	Batch bool
 }
 
 // TSI returns the session the packet belongs to: (GSI, sport) downstream,

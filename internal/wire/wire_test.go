@@ -67,7 +67,7 @@ func canon(p Packet) Packet {
 	q := Packet{
 		SPort: p.SPort, DPort: p.DPort, Type: p.Type, GSI: p.GSI,
 		HasFragment: p.HasFragment, HasParityPrm: p.HasParityPrm,
-		FIN: p.FIN, SYN: p.SYN, RST: p.RST,
+		FIN: p.FIN, SYN: p.SYN, RST: p.RST, Batch: p.Batch,
 		NAKListLen: p.NAKListLen,
 	}
 	copy(q.NAKList[:q.NAKListLen], p.NAKList[:p.NAKListLen])

@@ -89,6 +89,7 @@ type common struct {
 	latency  bool
 	loss     lossy.Config
 	window   int
+	batch    time.Duration // relm-send: mcast.Config.Batch
 }
 
 func main() {
@@ -112,6 +113,7 @@ func main() {
 	fs.Var(&c.loss, "loss", "receivers: seeded loss SPEC (internal/lossy)")
 	fs.IntVar(&c.window, "window", 1<<18, "relm sender and receiver windows in packets (both also bounded by 256 MiB)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
+	fs.DurationVar(&c.batch, "batch", 0, "relm-send: pack small messages into packets, sent when full or after this long (mcast.Config.Batch; 0: off)")
 	fs.Parse(os.Args[2:])
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -317,7 +319,7 @@ func relmSend(c *common) (*SendResult, error) {
 		return nil, err
 	}
 	gso, _ := conn.Offload()
-	cfg := &mcast.Config{Transport: conn, Rate: -1, Linger: -1, WindowPackets: c.window, WindowBytes: 256 << 20}
+	cfg := &mcast.Config{Transport: conn, Rate: -1, Linger: -1, WindowPackets: c.window, WindowBytes: 256 << 20, Batch: c.batch}
 	s, err := mcast.NewSender(c.group, cfg)
 	if err != nil {
 		conn.Close()

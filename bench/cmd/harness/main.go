@@ -31,9 +31,19 @@ const (
 	implRaw       = "raw-mmsg"            // blaster/sink, sendmmsg/recvmmsg, no reliability
 	implRawGSO    = "raw-gso-gro"         // the same with GSO and GRO
 	implOpenPGM   = "openpgm"             // libpgm 5.3 through bench/openpgm/pgmbench
+	implRelmBatch = "relmcast-batch"      // relmcast with small-message batching (Config.Batch)
 )
 
-var reliable = map[string]bool{implRelm: true, implRelmNoOff: true, implOpenPGM: true}
+var reliable = map[string]bool{implRelm: true, implRelmNoOff: true, implOpenPGM: true, implRelmBatch: true}
+
+// batchDelay is relmcast-batch's Config.Batch; batchSizes are the sizes it
+// runs at (1 receiver), and batchGuesses its calibration's first rates.
+const batchDelay = "1ms"
+
+var (
+	batchSizes   = map[int]bool{64: true, 512: true}
+	batchGuesses = map[int]float64{64: 1000000, 512: 400000}
+)
 
 // Point is one run and its results.
 type Point struct {
@@ -390,16 +400,19 @@ func (h *harness) runOnce(pt Point, duration time.Duration, latency bool) Point 
 	common := []string{"--size", strconv.Itoa(pt.Size)}
 	rate := strconv.FormatFloat(pt.Rate, 'f', 0, 64)
 	switch pt.Impl {
-	case implRelm, implRelmNoOff, implRaw, implRawGSO:
+	case implRelm, implRelmNoOff, implRaw, implRawGSO, implRelmBatch:
 		kind := "relm"
 		if pt.Impl == implRaw || pt.Impl == implRawGSO {
 			kind = "raw"
 		}
-		off := strconv.FormatBool(pt.Impl == implRelm || pt.Impl == implRawGSO)
+		off := strconv.FormatBool(pt.Impl == implRelm || pt.Impl == implRawGSO || pt.Impl == implRelmBatch)
 		common = append(common, "--group", group, "--offload="+off, "--timeout", timeout.String())
 		sendBin, recvBin = filepath.Join(h.bin, "benchpeer"), filepath.Join(h.bin, "benchpeer")
 		sendArgs = append([]string{kind + "-send", "--duration", duration.String(), "--rate", rate}, common...)
 		recvArgs = append([]string{kind + "-recv"}, common...)
+		if pt.Impl == implRelmBatch {
+			sendArgs = append(sendArgs, "--batch", batchDelay)
+		}
 		if latency {
 			recvArgs = append(recvArgs, "--latency")
 		}
@@ -648,6 +661,11 @@ func (h *harness) full(reps int) {
 					rates[impl] = h.calibrate(impl, size, nr, guesses[size])
 				}
 			}
+			impls := impls
+			if batchSizes[size] && nr == 1 {
+				impls = append(slices.Clone(impls), implRelmBatch)
+				rates[implRelmBatch] = h.calibrate(implRelmBatch, size, nr, batchGuesses[size])
+			}
 			// Throughput without loss, interleaved A B C D A B C D.
 			for rep := range reps {
 				for _, impl := range impls {
@@ -768,6 +786,7 @@ func (h *harness) smoke() error {
 		check(h.run(Point{Impl: implRelm, Kind: "throughput", Size: 1400, Receivers: nr, Rate: 20000}, d, false), true)
 		check(h.run(Point{Impl: implRelm, Kind: "loss", Size: 512, Loss: 0.05, Receivers: nr, Rate: 20000}, d, false), true)
 		check(h.run(Point{Impl: implRelmNoOff, Kind: "throughput", Size: 8192, Receivers: nr, Rate: 5000}, d, false), true)
+		check(h.run(Point{Impl: implRelmBatch, Kind: "throughput", Size: 64, Receivers: nr, Rate: 20000}, d, false), true)
 		check(h.run(Point{Impl: implRaw, Kind: "throughput", Size: 512, Receivers: nr, Rate: 20000}, d, false), false)
 		check(h.run(Point{Impl: implRawGSO, Kind: "throughput", Size: 512, Receivers: nr, Rate: 20000}, d, false), false)
 		if h.pgm != "" {

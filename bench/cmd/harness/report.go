@@ -266,7 +266,7 @@ func plot(pts []Point) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", W, H, W, H)
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
-	colors := map[string]string{implRelm: "#d62728", implRelmNoOff: "#ff9896", implRaw: "#1f77b4", implRawGSO: "#17becf", implOpenPGM: "#2ca02c"}
+	colors := map[string]string{implRelm: "#d62728", implRelmNoOff: "#ff9896", implRaw: "#1f77b4", implRawGSO: "#17becf", implOpenPGM: "#2ca02c", implRelmBatch: "#9467bd"}
 	sizeColors := map[int]string{64: "#9467bd", 512: "#8c564b", 1400: "#e377c2", 8192: "#7f7f7f"}
 
 	// Left: MB/s vs size, log-log.
@@ -289,7 +289,7 @@ func plot(pts []Point) string {
 	for e := c1.ymin; e <= c1.ymax; e++ {
 		c1.ytick(&b, e, strconv.FormatFloat(math.Pow(10, e), 'g', -1, 64))
 	}
-	impls := []string{implRelm, implRelmNoOff, implRaw, implRawGSO, implOpenPGM}
+	impls := []string{implRelm, implRelmNoOff, implRaw, implRawGSO, implOpenPGM, implRelmBatch}
 	ly := 60.0
 	for _, impl := range impls {
 		any := false
