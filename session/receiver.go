@@ -644,6 +644,9 @@ func (r *Receiver) insert(now time.Time, s *source, q uint32, payload []byte, ha
 		r.repaired(now, s, sl)
 	}
 	sl.state = slotHave
+	if sl.data == nil {
+		sl.data = s.buffer() // counted in mem already
+	}
 	c := cap(sl.data)
 	sl.data = append(sl.data[:0], payload...)
 	s.mem += cap(sl.data) - c
