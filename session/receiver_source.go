@@ -57,6 +57,8 @@ type source struct {
 	lastReason       LossReason // reason of the last loss, for orphaned fragments
 
 	nak *nak.Tracker
+	// nakPass: the next NAK pass is not before this (nakCoalesce).
+	nakPass time.Time
 
 	fin     bool // the source sent OPT_FIN
 	closing bool // no new data is taken; removed once drained
