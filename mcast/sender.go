@@ -182,7 +182,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		log:      cfg.Logger,
 		data:     newByteFIFO(sendQueueBytes),
 	}
-	s.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
+	s.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger, true)
 	s.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go s.loop(cfg.mtu())
 	watchInterface(ifi, group, s.done, s.fail)
@@ -453,6 +453,7 @@ func (s *Sender) flush(now time.Time, out []Datagram, scratch [][]byte) {
 		if _, err := s.tr.WriteBatch(out[:n]); err != nil {
 			s.wlog.log(err) // what did not go is lost: receivers NAK it
 		}
+		s.rd.markBusy(now)
 		clear(out[:n]) // hold no window buffer beyond the write
 		if n < len(out) {
 			return
