@@ -47,6 +47,9 @@ func (f *pollFake) TryReadBatch(ds []Datagram) (int, error) {
 	if f.closed {
 		return 0, net.ErrClosed
 	}
+	if !f.deadline.IsZero() && !time.Now().Before(f.deadline) {
+		return 0, os.ErrDeadlineExceeded // as net's RawConn.Read does
+	}
 	n := f.take(ds)
 	if n > 0 {
 		f.tries++

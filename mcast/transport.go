@@ -58,8 +58,9 @@ type reader struct {
 	// reader polls it every pollEvery while the Sender writes (until
 	// busy, Unix ns; see markBusy), and waits in tr.ReadBatch, at most
 	// idleWait at a time, otherwise.
-	poll pollReader
-	busy atomic.Int64
+	poll     pollReader
+	busy     atomic.Int64
+	deadline bool // a read deadline is set on poll (owned by run)
 
 	log *errLog
 }
@@ -104,6 +105,14 @@ func (r *reader) read(ds []Datagram) (int, error) {
 		default:
 		}
 		if time.Now().UnixNano() < r.busy.Load() {
+			if r.deadline {
+				// A deadline that has passed fails every read, the
+				// polling ones too.
+				if err := r.poll.SetReadDeadline(time.Time{}); err != nil {
+					return 0, err
+				}
+				r.deadline = false
+			}
 			n, err := r.poll.TryReadBatch(ds)
 			if n > 0 || err != nil {
 				return n, err
@@ -114,6 +123,7 @@ func (r *reader) read(ds []Datagram) (int, error) {
 		if err := r.poll.SetReadDeadline(time.Now().Add(idleWait)); err != nil {
 			return r.tr.ReadBatch(ds)
 		}
+		r.deadline = true
 		n, err := r.tr.ReadBatch(ds)
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, err
