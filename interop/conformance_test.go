@@ -86,24 +86,26 @@ func TestWireConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The receiver loses the three start SPMs (so it meets the source by
-	// its data and asks for an SPM: SPMR) and the first transmission of
-	// ODATA 5..9 (one NAK with a list of four more, an NCF, RDATA),
-	// counted from the first (senders start at a random number).
-	spms := 0
+	// The receiver loses the three start SPMs and those of the first 40 ms
+	// after the first ODATA, heartbeats included (so it meets the source
+	// by its data and, SPMRDelay (25 ms) later, asks for an SPM: SPMR), and
+	// the first transmission of ODATA 5..9 (one NAK with a list of four
+	// more, an NCF, RDATA), counted from the first (senders start at a
+	// random number).
 	var first uint32
+	var firstAt time.Time
 	firstSeen := false
 	drop := lossy.Config{Loss: 1, Filter: func(b []byte) bool {
 		switch {
 		case len(b) < 24 || wire.Type(b[4]) != wire.TypeSPM && wire.Type(b[4]) != wire.TypeODATA:
 			return false
 		case wire.Type(b[4]) == wire.TypeSPM:
-			spms++
-			return spms <= 3
+			return !firstSeen || time.Since(firstAt) < 40*time.Millisecond
 		}
 		q := binary.BigEndian.Uint32(b[16:])
 		if !firstSeen {
-			first, firstSeen = q, true // the first ODATA comes first: nothing is lost before it here
+			// the first ODATA comes first: nothing is lost before it here
+			first, firstAt, firstSeen = q, time.Now(), true
 		}
 		return q-first >= 5 && q-first <= 9
 	}}

@@ -131,7 +131,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	}
 	r.srcReq = make(chan chan []SourceStats)
 	r.log = cfg.Logger
-	r.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
+	r.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger, false)
 	r.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go r.loop(cfg.mtu())
 	watchInterface(ifi, group, r.done, r.fail)

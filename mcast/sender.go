@@ -149,6 +149,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		Rate:          rate,
 		MaxMessage:    wire.MaxAPDU,
 		AmbientSPM:    cfg.SPMInterval,
+		Heartbeat:     heartbeat,
 		FirstSeq:      first,
 		SYN:           true,
 		FEC: session.FECConfig{
@@ -186,11 +187,25 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 		log:      cfg.Logger,
 		data:     newByteFIFO(sendQueueBytes),
 	}
-	s.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
+	s.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger, true)
 	s.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go s.loop(cfg.mtu())
 	watchInterface(ifi, group, s.done, s.fail)
 	return s, nil
+}
+
+// heartbeat is the SPM schedule after data (session.SenderConfig.Heartbeat):
+// SPMs at +2, +10, +100, +200, +300, +400, +700 and +1300 ms after the
+// last data or repair. A receiver that lost the last packets before the
+// sender paused learns of them only from an SPM's lead, so the first two,
+// sooner than the session default's +100 ms, cut that tail to a few ms
+// (then NAK back-off and repair). They cost at most two SPMs per pause in
+// the data, 500 per second at most; data with gaps under 2 ms never
+// fires them. From +100 ms on it is ZeroMQ's schedule.
+var heartbeat = []time.Duration{
+	2 * time.Millisecond, 8 * time.Millisecond, 90 * time.Millisecond,
+	100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond,
+	300 * time.Millisecond, 600 * time.Millisecond,
 }
 
 // zeroFirstSeq makes every Sender number its packets from 0, as OpenPGM
@@ -444,6 +459,7 @@ func (s *Sender) flush(now time.Time, out []Datagram, scratch [][]byte) {
 		if _, err := s.tr.WriteBatch(out[:n]); err != nil {
 			s.wlog.log(err) // what did not go is lost: receivers NAK it
 		}
+		s.rd.markBusy(now)
 		clear(out[:n]) // hold no window buffer beyond the write
 		if n < len(out) {
 			return

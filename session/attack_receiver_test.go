@@ -33,6 +33,9 @@ func checkBounds(t testing.TB, r *Receiver) {
 		for i := range s.ring {
 			mem += cap(s.ring[i].data)
 		}
+		for _, b := range s.pool {
+			mem += cap(b)
+		}
 		switch {
 		case len(s.ring) > max(maxRing, 64):
 			t.Fatalf("%v: ring of %d slots; window %d", s.tsi, len(s.ring), c.Window)

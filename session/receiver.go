@@ -670,6 +670,9 @@ func (r *Receiver) insert(now time.Time, s *source, q uint32, payload []byte, ha
 		r.repaired(now, s, sl)
 	}
 	sl.state = slotHave
+	if sl.data == nil {
+		sl.data = s.buffer() // counted in mem already
+	}
 	c := cap(sl.data)
 	sl.data = append(sl.data[:0], payload...)
 	s.mem += cap(sl.data) - c
@@ -827,10 +830,13 @@ func (r *Receiver) Advance(now time.Time) {
 			r.sendSPMR(s)
 			s.spmrAt = now.Add(time.Second) // keep asking, while it is alive
 		}
-		if s.nak.Len() == 0 || now.Before(s.nak.NextDeadline()) {
+		if s.nak.Len() == 0 || now.Before(s.nakDeadline()) {
 			continue
 		}
 		r.naks, r.lost = s.nak.Advance(now, r.naks[:0], r.lost[:0])
+		if len(r.naks) > 0 {
+			s.nakPass = now.Add(nakCoalesce)
+		}
 		for _, l := range r.lost {
 			s.markLost(l.First, l.Last, LossRetriesExhausted)
 		}
@@ -853,9 +859,28 @@ func (r *Receiver) NextDeadline() time.Time {
 		if s.closing {
 			continue
 		}
-		min(s.nak.NextDeadline())
+		min(s.nakDeadline())
 		min(s.spmrAt)
 		min(s.lastHeard.Add(r.cfg.SourceExpiry))
+	}
+	return d
+}
+
+// nakCoalesce is the least time between two NAK passes of a source
+// (Advance) that send NAKs. Under heavy random loss a receiver's loop
+// runs every few packets, and each pass would find only the one or two
+// numbers whose back-off just ran out: a NAK packet each, more than
+// NAKRate allows (the surplus then waits a whole NAKRepeat). Holding the
+// next pass for a millisecond gathers them into lists of up to 63 numbers,
+// at most 1000 passes per second and source, for at most a millisecond's
+// delay of a NAK.
+const nakCoalesce = time.Millisecond
+
+// nakDeadline is when the source's NAK state next has work for Advance.
+func (s *source) nakDeadline() time.Time {
+	d := s.nak.NextDeadline()
+	if !d.IsZero() && d.Before(s.nakPass) {
+		return s.nakPass
 	}
 	return d
 }

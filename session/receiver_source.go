@@ -41,11 +41,16 @@ type source struct {
 	// ring holds slots for numbers in [head, lead]; its length is a power
 	// of two and number q lives at q & (len-1).
 	ring []slot
-	// mem is the capacity of the payload buffers of ring, at most budget
-	// after each packet (trim). Buffers of delivered data are kept for
-	// reuse while mem is at most half the budget (spare: some may be).
+	// mem is the capacity of the payload buffers of ring and pool, at
+	// most budget after each packet (trim).
 	mem, budget int
-	spare       bool
+	// pool holds the buffers of delivered or dropped data for the next
+	// packets, while mem is at most half the budget and the pool has
+	// fewer buffers than the ring has slots: a window that holds data
+	// behind a hole then reuses them whichever slot they come from,
+	// instead of allocating one per packet once the ring outgrows half
+	// the budget.
+	pool [][]byte
 	// A pending skip: numbers [skipFirst, skipFirst+skipN) that left the
 	// window unseen or undelivered, to be reported lost before head.
 	skipFirst, skipN uint64
@@ -53,6 +58,8 @@ type source struct {
 	lastReason       LossReason // reason of the last loss, for orphaned fragments
 
 	nak *nak.Tracker
+	// nakPass: the next NAK pass is not before this (nakCoalesce).
+	nakPass time.Time
 
 	fin     bool // the source sent OPT_FIN
 	closing bool // no new data is taken; removed once drained
@@ -176,34 +183,42 @@ func (s *source) slot(q uint64) *slot { return &s.ring[q&uint64(len(s.ring)-1)] 
 // it is not evicted for a new source (Receiver.admit).
 func (s *source) confirmed() bool { return s.haveSPM && s.packets >= 2 }
 
-// free resets a slot whose data was delivered or dropped, keeping its
-// buffer for reuse unless the source holds over half its budget.
+// free resets a slot whose data was delivered or dropped, moving its
+// buffer to the pool (see source.pool) or letting it go.
 func (s *source) free(sl *slot) {
 	sl.reset()
-	switch {
-	case sl.data == nil:
-	case s.mem > s.budget/2:
-		s.mem -= cap(sl.data)
-		sl.data = nil
-	default:
-		s.spare = true
+	if sl.data == nil {
+		return
 	}
+	if s.mem <= s.budget/2 && len(s.pool) < len(s.ring) {
+		s.pool = append(s.pool, sl.data[:0])
+	} else {
+		s.mem -= cap(sl.data)
+	}
+	sl.data = nil
 }
 
-// trim brings the buffers held down to the budget: first the spare
-// buffers of slots without data, then the oldest undelivered data, which
-// is reported lost (LossOverrun). A scan for spare buffers follows at
-// least budget/2 bytes of new data, so it costs O(1) per packet.
-func (s *source) trim() {
-	if s.spare {
-		s.spare = false
-		for i := range s.ring {
-			if sl := &s.ring[i]; sl.state != slotHave && sl.data != nil {
-				s.mem -= cap(sl.data)
-				sl.data = nil
-			}
-		}
+// buffer returns a pooled buffer for a new packet (nil: none pooled).
+func (s *source) buffer() []byte {
+	n := len(s.pool)
+	if n == 0 {
+		return nil
 	}
+	b := s.pool[n-1]
+	s.pool[n-1] = nil
+	s.pool = s.pool[:n-1]
+	return b
+}
+
+// trim brings the buffers held down to the budget: first the pooled
+// ones, then the oldest undelivered data, which is reported lost
+// (LossOverrun).
+func (s *source) trim() {
+	for i, b := range s.pool {
+		s.mem -= cap(b)
+		s.pool[i] = nil
+	}
+	s.pool = s.pool[:0]
 	for s.mem > s.budget && s.head <= s.lead {
 		s.skipTo(s.head+1, LossOverrun)
 	}
@@ -217,6 +232,9 @@ func (s *source) grow(n uint64) {
 	size := uint64(1) << bits.Len64(n-1)
 	ring := make([]slot, size)
 	s.mem = 0
+	for _, b := range s.pool {
+		s.mem += cap(b)
+	}
 	for q := s.head; q <= s.lead; q++ {
 		sl := s.slot(q)
 		ring[q&(size-1)] = *sl

@@ -707,3 +707,62 @@ func TestReceiverPortHeld(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// TestTryReadBatch: TryReadBatch returns 0 at once on an empty socket and
+// the datagrams in order once they are there, with and without GRO; a
+// read deadline ends a waiting ReadBatch with os.ErrDeadlineExceeded,
+// not counted as an error.
+func TestTryReadBatch(t *testing.T) {
+	needNetns(t)
+	lo := ifaceByName(t, "lo")
+	for _, noGRO := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noGRO=%v", noGRO), func(t *testing.T) {
+			g := netip.AddrPortFrom(group1, randPort())
+			r := openReceiver(t, Config{Group: g, Interface: lo, NoGRO: noGRO})
+			src := openSource(t, Config{Group: g, Interface: lo, Loopback: true})
+			rds := makeDatagrams(64, 2048)
+			if n, err := r.TryReadBatch(rds); n != 0 || err != nil {
+				t.Fatalf("TryReadBatch on an empty socket: %d, %v", n, err)
+			}
+			write(t, src, payloads(g, "p", 10))
+			var got []string
+			deadline := time.Now().Add(testTimeout)
+			for len(got) < 10 && time.Now().Before(deadline) {
+				n, err := r.TryReadBatch(rds)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range rds[:n] {
+					got = append(got, string(d.Buf[:d.N]))
+				}
+				if n == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			for i, p := range got {
+				if p != "p"+strconv.Itoa(i) {
+					t.Fatalf("datagram %d: %q", i, p)
+				}
+			}
+			if len(got) != 10 {
+				t.Fatalf("read %d datagrams, want 10", len(got))
+			}
+			if n, err := r.TryReadBatch(rds); n != 0 || err != nil {
+				t.Fatalf("TryReadBatch after all were read: %d, %v", n, err)
+			}
+			start := time.Now()
+			if err := r.SetReadDeadline(start.Add(20 * time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.ReadBatch(rds); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("ReadBatch past its deadline: %v", err)
+			}
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("deadline of 20ms took %v", time.Since(start))
+			}
+			if st := r.Stats(); st.ReadErrors != 0 || st.DatagramsRead != 10 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}

@@ -86,6 +86,10 @@ type mmsg struct {
 	// Read side: GRO; nil when off.
 	gro *groReader
 
+	// try: a read returns at once, with n = 0, when nothing is queued
+	// (TryReadBatch).
+	try bool
+
 	// Arguments and results of the system call, for the prebound funcs.
 	vlen   int
 	n      int
@@ -189,6 +193,10 @@ func (m *mmsg) recv(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			if m.try {
+				m.n, m.errno = 0, 0
+				return true
+			}
 			return false // wait until readable
 		default:
 			m.n, m.errno = 0, e

@@ -6,7 +6,7 @@ import "net"
 
 // mmsg is the batched I/O state; off Linux there is none, and the Conn
 // reads and writes one datagram per call (readGeneric, writeGeneric).
-type mmsg struct{}
+type mmsg struct{ try bool }
 
 func newMmsg(*net.UDPConn) *mmsg { return nil }
 

@@ -292,7 +292,7 @@ func openConn(c *common, source bool) (*udp.Conn, error) {
 		return nil, err
 	}
 	cfg := udp.Config{Group: c.group, Interface: ifi, Loopback: true, NoGSO: !c.offload, NoGRO: !c.offload,
-		ReadBuffer: 16 << 20, WriteBuffer: 16 << 20}
+		ReadBuffer: 64 << 20, WriteBuffer: 16 << 20}
 	if source {
 		return udp.OpenSource(cfg)
 	}

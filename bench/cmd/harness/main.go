@@ -576,8 +576,9 @@ func maxOf(v []float64) float64 {
 // keptUp: a probe passes when delivery was complete and the receivers
 // kept pace with the offered rate. Under loss the last repairs come after
 // the last message was sent (a lost last packet shows only in the SPM
-// heartbeat, 100ms on), which a 1-second probe counts against its rate:
-// 85% of the offered rate is keeping pace there.
+// heartbeat, 2 ms on, and its repair may take a few rounds), which a
+// 1-second probe counts against its rate: 85% of the offered rate is
+// keeping pace there.
 func keptUp(p Point) bool {
 	pace := 0.97
 	if p.Loss > 0 {
