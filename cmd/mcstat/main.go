@@ -25,6 +25,7 @@ import (
 	"github.com/relmcast/relmcast/internal/monitor"
 	"github.com/relmcast/relmcast/internal/udp"
 	"github.com/relmcast/relmcast/internal/wire"
+	"github.com/relmcast/relmcast/session"
 )
 
 const usageHead = `Usage: mcstat [flags] GROUP:PORT
@@ -167,7 +168,7 @@ func run(args []string, e env) int {
 	}
 	fmt.Fprintf(e.stderr, "mcstat: watching %v on %s (passive: sends nothing; NAKs are unicast, so mostly unseen)\n", o.group, name)
 
-	w := &watcher{mon: monitor.New(monitor.Config{DPort: o.group.Port()})}
+	w := &watcher{mon: monitor.New(monitor.Config{DPort: o.group.Port(), BatchDPort: session.BatchDPort(o.group.Port())})}
 	readDone := make(chan error, 1)
 	go func() { readDone <- w.read(conn) }()
 
