@@ -53,6 +53,7 @@ type Receiver struct {
 	srcReq chan chan []SourceStats // Sources → loop
 	srcBuf []session.SourceStats   // reused by the loop
 	log    *slog.Logger            // nil: silent
+	logQ   []Event                 // events to log after deliver (loop)
 }
 
 // ReceiverStats are a Receiver's counters.
@@ -325,7 +326,8 @@ func (r *Receiver) deliver() {
 		r.qBatch[i] = e.Batch > 0
 		r.qLen++
 		if r.log != nil && ev.Kind != EventData {
-			logEvent(r.log, ev)
+			r.logQ = append(r.logQ, *ev) // logged once r.mu is released
+			r.logQ[len(r.logQ)-1].Data = nil
 		}
 		return true
 	})
@@ -334,6 +336,12 @@ func (r *Receiver) deliver() {
 	if added {
 		notify(r.avail)
 	}
+	// Logged outside r.mu: a slow log handler must not hold up Read.
+	for i := range r.logQ {
+		logEvent(r.log, &r.logQ[i])
+	}
+	clear(r.logQ)
+	r.logQ = r.logQ[:0]
 }
 
 // flush sends the NAKs and SPMRs the core has queued.
