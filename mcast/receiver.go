@@ -54,6 +54,7 @@ type Receiver struct {
 	srcBuf []session.SourceStats   // reused by the loop
 	log    *slog.Logger            // nil: silent
 	logQ   []Event                 // events to log after deliver (loop)
+	watch  <-chan struct{}         // closed when watchInterface has stopped
 }
 
 // ReceiverStats are a Receiver's counters.
@@ -135,7 +136,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	r.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger)
 	r.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go r.loop(cfg.mtu())
-	watchInterface(ifi, group, r.done, r.fail)
+	r.watch = watchInterface(ifi, group, r.done, r.fail)
 	return r, nil
 }
 
@@ -196,6 +197,7 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 		}
 		if err := r.err; err != nil {
 			r.mu.Unlock()
+			notify(r.avail) // pass the wake-up on to another reader
 			return err
 		}
 		r.mu.Unlock()
@@ -226,6 +228,7 @@ func (r *Receiver) Close() error {
 		r.mu.Unlock()
 		close(r.quit)
 		<-r.done
+		<-r.watch
 		r.rd.close()
 	})
 	return nil
