@@ -161,7 +161,15 @@ func (c receiverCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range rxTotals {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.val(&st))
 	}
-	for _, s := range c.r.Sources() {
+	srcs := c.r.Sources()
+	for i, s := range srcs {
+		if sameTSILater(srcs[i+1:], s.Source) {
+			// A sender restarted with the same TSI: the old session is
+			// listed until its last events are read. Series are per
+			// TSI, so only the new one is shown (Prometheus takes its
+			// counters starting over as a reset).
+			continue
+		}
 		id := s.Source.String()
 		for _, m := range rxSource {
 			ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.val(&s), id)
@@ -169,6 +177,16 @@ func (c receiverCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(rxSourceInfo, prometheus.GaugeValue, 1, id, s.Addr.String(), s.State.String())
 		ch <- latencyHistogram(rxRepairLatency, &s.RepairLatency, id)
 	}
+}
+
+// sameTSILater reports whether a source of srcs has the TSI id.
+func sameTSILater(srcs []mcast.SourceStats, id mcast.SourceID) bool {
+	for i := range srcs {
+		if srcs[i].Source == id {
+			return true
+		}
+	}
+	return false
 }
 
 // latencyHistogram converts h to a Prometheus histogram in seconds.
