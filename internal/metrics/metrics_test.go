@@ -210,6 +210,7 @@ func TestLateNAKers(t *testing.T) {
 	var st mcast.SenderStats
 	st.Source = mcast.SourceID{GSI: [6]byte{1, 2, 3, 4, 5, 6}, Port: 1000}
 	st.NAKsOutsideWindow = 12
+	st.NCFsDropped, st.NCFsEliminated = 4, 5
 	st.LateNAKers[0] = session.LateNAKer{Addr: netip.MustParseAddrPort("10.0.0.7:7500"), NAKs: 10}
 	st.LateNAKers[3] = session.LateNAKer{Addr: netip.MustParseAddrPort("10.0.0.9:7500"), NAKs: 2}
 	h, err := Handler(NewSenderCollector(fakeSender{st}))
@@ -220,6 +221,9 @@ func TestLateNAKers(t *testing.T) {
 	id := "1.2.3.4.5.6.1000"
 	if got := value(t, fams, "relmcast_sender_naks_outside_window_total", "source", id); got != 12 {
 		t.Errorf("outside window %v", got)
+	}
+	if a, b := value(t, fams, "relmcast_sender_ncfs_dropped_total", "source", id), value(t, fams, "relmcast_sender_ncfs_eliminated_total", "source", id); a != 4 || b != 5 {
+		t.Errorf("NCFs dropped %v, eliminated %v", a, b)
 	}
 	if n := len(fams["relmcast_sender_late_naker_naks_total"].Metric); n != 2 {
 		t.Errorf("%d late NAKer series; want 2", n)
@@ -262,7 +266,12 @@ func TestServe(t *testing.T) {
 // fakeReceiver is a ReceiverStats with given sources.
 type fakeReceiver struct{ srcs []mcast.SourceStats }
 
-func (f fakeReceiver) Stats() mcast.ReceiverStats   { return mcast.ReceiverStats{} }
+func (f fakeReceiver) Stats() mcast.ReceiverStats {
+	var st mcast.ReceiverStats
+	st.NAKsLimited = 6
+	return st
+}
+
 func (f fakeReceiver) Sources() []mcast.SourceStats { return f.srcs }
 
 // TestSameTSIRestart: while the old session of a sender restarted with
@@ -286,6 +295,9 @@ func TestSameTSIRestart(t *testing.T) {
 		t.Fatalf("gather: %v", err)
 	}
 	for _, fam := range fams {
+		if fam.GetName() == "relmcast_receiver_naks_limited_total" && fam.Metric[0].Counter.GetValue() != 6 {
+			t.Errorf("NAKs limited %v", fam.Metric[0].Counter.GetValue())
+		}
 		if fam.GetName() != "relmcast_receiver_source_messages_total" {
 			continue
 		}
