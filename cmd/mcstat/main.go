@@ -71,10 +71,7 @@ type env struct {
 func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	tty := false
-	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		tty = true
-	}
+	tty, _ := cli.Terminal(os.Stdout) // not /dev/null, a character device too
 	os.Exit(run(os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, tty: tty, signals: sig}))
 }
 
