@@ -165,8 +165,12 @@ func (c receiverCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.val(&st))
 	}
 	srcs := c.r.Sources()
+	last := make(map[mcast.SourceID]int, len(srcs)) // each TSI's last entry
+	for i := range srcs {
+		last[srcs[i].Source] = i
+	}
 	for i, s := range srcs {
-		if sameTSILater(srcs[i+1:], s.Source) {
+		if last[s.Source] != i {
 			// A sender restarted with the same TSI: the old session is
 			// listed until its last events are read. Series are per
 			// TSI, so only the new one is shown (Prometheus takes its
@@ -180,16 +184,6 @@ func (c receiverCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(rxSourceInfo, prometheus.GaugeValue, 1, id, s.Addr.String(), s.State.String())
 		ch <- latencyHistogram(rxRepairLatency, &s.RepairLatency, id)
 	}
-}
-
-// sameTSILater reports whether a source of srcs has the TSI id.
-func sameTSILater(srcs []mcast.SourceStats, id mcast.SourceID) bool {
-	for i := range srcs {
-		if srcs[i].Source == id {
-			return true
-		}
-	}
-	return false
 }
 
 // latencyHistogram converts h to a Prometheus histogram in seconds.
