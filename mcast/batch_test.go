@@ -190,16 +190,24 @@ func TestBatchStack(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := mcast.Config{Rate: 50_000_000, NAKRetries: 50, Batch: time.Millisecond}
 			streams, rstats, st := runBatch(t, n, 2, tc.imp, cfg)
+			var bytes uint64
+			for i := range n {
+				bytes += uint64(batchSize(i))
+			}
 			for i, c := range streams {
 				if c.got != n || c.losses != 0 {
 					t.Errorf("receiver %d: %d of %d messages, %d loss events", i, c.got, n, c.losses)
+				}
+				// Stats count messages, not packets, and not the framing.
+				if rstats[i].Messages != n || rstats[i].Bytes != bytes {
+					t.Errorf("receiver %d counted %d messages, %d bytes; want %d, %d", i, rstats[i].Messages, rstats[i].Bytes, n, bytes)
 				}
 				t.Logf("receiver %d: %d messages in %d sequence numbers; repairs %d, batch malformed %d",
 					i, c.got, len(c.seqs), rstats[i].Repairs, rstats[i].BatchMalformed)
 			}
 			t.Logf("sender: %d messages in %d ODATA, %d RDATA", st.Messages, st.ODATA, st.RDATA)
-			if st.Messages != n {
-				t.Errorf("sender counted %d messages, want %d", st.Messages, n)
+			if st.Messages != n || st.MessageBytes != bytes {
+				t.Errorf("sender counted %d messages, %d bytes; want %d, %d", st.Messages, st.MessageBytes, n, bytes)
 			}
 			// Small messages share packets: far fewer packets than messages.
 			if st.ODATA > n/4 {

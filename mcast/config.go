@@ -118,9 +118,10 @@ type Config struct {
 	ReceiveWindow      int
 	ReceiveWindowBytes int
 	// Queue is how many events a Receiver buffers for Read, with at most
-	// 4 MiB of message data. When it is full, data waits in the receive
-	// window; when that overflows, the
-	// oldest becomes an EventLoss (LossOverrun). Zero means DefaultQueue.
+	// 4 MiB of message data (a batch from a batching sender takes one
+	// entry for all its messages). When it is full, data waits in the
+	// receive window; when that overflows, the oldest becomes an
+	// EventLoss (LossOverrun). Zero means DefaultQueue.
 	Queue int
 	// SourceExpiry is how long a source may be silent before EventSourceGone.
 	// Zero means DefaultSourceExpiry. OpenPGM and ZeroMQ senders send an

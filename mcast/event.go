@@ -59,8 +59,8 @@ type Event struct {
 	Source SourceID
 	// Addr is the source's unicast address.
 	Addr netip.Addr
-	// Data is the message (EventData). Read takes its buffer for reuse
-	// and puts another in its place: see Receiver.Read.
+	// Data is the message (EventData). Read copies the message into
+	// Data's capacity (growing it if needed): see Receiver.Read.
 	Data []byte
 	// Seq and LastSeq are the PGM sequence numbers of the message's first
 	// and last packet (EventData), or of the first and last lost

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -106,15 +107,27 @@ func TestInterfaceGone(t *testing.T) {
 	if string(ev.Data) != "before" {
 		t.Fatalf("got %q", ev.Data)
 	}
+	// Two readers wait: each gets the error.
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			var ev mcast.Event
+			err := r.Read(ctx, &ev)
+			for err == nil {
+				err = r.Read(ctx, &ev)
+			}
+			errs <- err
+		}()
+	}
 	ipLink(t, "link", "del", "gone0")
 	start := time.Now()
-	for err == nil {
-		err = r.Read(ctx, &ev)
-	}
-	t.Logf("Read after %v: %v", time.Since(start).Round(time.Millisecond), err)
-	if !errors.Is(err, mcast.ErrInterfaceGone) || !strings.Contains(err.Error(), "gone0") ||
-		!strings.Contains(err.Error(), group.String()) {
-		t.Fatalf("Read: %v", err)
+	for range 2 {
+		err = <-errs
+		t.Logf("Read after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		if !errors.Is(err, mcast.ErrInterfaceGone) || !strings.Contains(err.Error(), "gone0") ||
+			!strings.Contains(err.Error(), group.String()) {
+			t.Fatalf("Read: %v", err)
+		}
 	}
 	for err = nil; err == nil; {
 		err = s.Send(ctx, []byte("after"))
@@ -133,4 +146,37 @@ func TestInterfaceGone(t *testing.T) {
 	if err := s.Send(ctx, nil); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Send after Close: %v", err)
 	}
+}
+
+// TestInterfaceWatchStops: Close of a Receiver and a Sender on an
+// interface that is still there stops their interface watchers before it
+// returns.
+func TestInterfaceWatchStops(t *testing.T) {
+	group := netip.MustParseAddrPort("239.192.7.3:7500")
+	ifi := vethInterface(t, "watch0", "198.18.9.1", true)
+	cfg := &mcast.Config{Interface: ifi}
+	r, err := mcast.Listen(group, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := mcast.NewSender(group, cfg)
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	if n := watchers(); n != 2 {
+		t.Errorf("%d interface watchers running; want 2", n)
+	}
+	r.Close()
+	s.Close()
+	if n := watchers(); n != 0 {
+		t.Errorf("%d interface watchers left after Close", n)
+	}
+}
+
+// watchers counts the goroutines of mcast's interface watcher.
+func watchers() int {
+	var b strings.Builder
+	pprof.Lookup("goroutine").WriteTo(&b, 2)
+	return strings.Count(b.String(), "mcast.watchInterface.func")
 }

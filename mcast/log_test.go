@@ -2,6 +2,7 @@ package mcast_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -64,4 +65,68 @@ func TestLoggerSendErrors(t *testing.T) {
 			t.Fatalf("log:\n%s", out.String())
 		}
 	})
+}
+
+// blockingWriter blocks every Write until release is closed.
+type blockingWriter struct {
+	entered chan struct{} // gets a value at each Write
+	release chan struct{}
+}
+
+func (w blockingWriter) Write(p []byte) (int, error) {
+	select {
+	case w.entered <- struct{}{}:
+	default:
+	}
+	<-w.release
+	return len(p), nil
+}
+
+// TestLoggerOutsideLock: a log handler stuck while it logs a new source
+// does not hold up Read: the events of that pass are read meanwhile.
+func TestLoggerOutsideLock(t *testing.T) {
+	nw := mcasttest.NewNetwork(mcasttest.NetworkConfig{})
+	defer nw.Close()
+	ep := nw.Endpoint(netip.MustParseAddr("10.0.1.1"), 0)
+	ep.Join(group)
+	w := blockingWriter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	r, err := mcast.Listen(group, &mcast.Config{Transport: ep, Logger: slog.New(slog.NewTextHandler(w, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var once sync.Once
+	release := func() { once.Do(func() { close(w.release) }) }
+	defer release()
+	s, err := mcast.NewSender(group, &mcast.Config{
+		Transport: nw.Endpoint(netip.MustParseAddr("10.0.0.1"), group.Port()), Linger: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.entered: // the loop is logging "source new", and stuck there
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing logged")
+	}
+	got := make(chan error, 1)
+	var ev mcast.Event
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		got <- r.Read(ctx, &ev)
+	}()
+	select {
+	case err := <-got:
+		if err != nil || ev.Kind != mcast.EventSourceNew {
+			t.Fatalf("Read: %v, %v", err, &ev)
+		}
+	case <-time.After(5 * time.Second):
+		release()
+		t.Fatal("Read waited for the log handler")
+	}
 }

@@ -53,6 +53,8 @@ type Receiver struct {
 	srcReq chan chan []SourceStats // Sources → loop
 	srcBuf []session.SourceStats   // reused by the loop
 	log    *slog.Logger            // nil: silent
+	logQ   []Event                 // events to log after deliver (loop)
+	watch  <-chan struct{}         // closed when watchInterface has stopped
 }
 
 // ReceiverStats are a Receiver's counters.
@@ -134,7 +136,7 @@ func Listen(group netip.AddrPort, cfg *Config) (*Receiver, error) {
 	r.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger, false)
 	r.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go r.loop(cfg.mtu())
-	watchInterface(ifi, group, r.done, r.fail)
+	r.watch = watchInterface(ifi, group, r.done, r.fail)
 	return r, nil
 }
 
@@ -195,6 +197,7 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 		}
 		if err := r.err; err != nil {
 			r.mu.Unlock()
+			notify(r.avail) // pass the wake-up on to another reader
 			return err
 		}
 		r.mu.Unlock()
@@ -225,6 +228,7 @@ func (r *Receiver) Close() error {
 		r.mu.Unlock()
 		close(r.quit)
 		<-r.done
+		<-r.watch
 		r.rd.close()
 	})
 	return nil
@@ -325,7 +329,8 @@ func (r *Receiver) deliver() {
 		r.qBatch[i] = e.Batch > 0
 		r.qLen++
 		if r.log != nil && ev.Kind != EventData {
-			logEvent(r.log, ev)
+			r.logQ = append(r.logQ, *ev) // logged once r.mu is released
+			r.logQ[len(r.logQ)-1].Data = nil
 		}
 		return true
 	})
@@ -334,6 +339,12 @@ func (r *Receiver) deliver() {
 	if added {
 		notify(r.avail)
 	}
+	// Logged outside r.mu: a slow log handler must not hold up Read.
+	for i := range r.logQ {
+		logEvent(r.log, &r.logQ[i])
+	}
+	clear(r.logQ)
+	r.logQ = r.logQ[:0]
 }
 
 // flush sends the NAKs and SPMRs the core has queued.

@@ -57,6 +57,8 @@ type Sender struct {
 
 	start time.Time    // NewSender: Uptime counts from here
 	log   *slog.Logger // nil: silent
+
+	watch <-chan struct{} // closed when watchInterface has stopped
 }
 
 // Queue bounds between Send and the loop: beyond them Send blocks. The
@@ -190,7 +192,7 @@ func NewSender(group netip.AddrPort, cfg *Config) (*Sender, error) {
 	s.rd = startReader(tr, max(readSize, cfg.mtu()), cfg.Logger, true)
 	s.wlog = &errLog{l: cfg.Logger, what: "send failed"}
 	go s.loop(cfg.mtu())
-	watchInterface(ifi, group, s.done, s.fail)
+	s.watch = watchInterface(ifi, group, s.done, s.fail)
 	return s, nil
 }
 
@@ -265,6 +267,7 @@ func (s *Sender) Send(ctx context.Context, msg []byte) error {
 		}
 		if err := s.err; err != nil {
 			s.mu.Unlock()
+			notify(s.space) // pass the wake-up on to another blocked Send
 			return err
 		}
 		var b []byte
@@ -322,6 +325,7 @@ func (s *Sender) Close() error {
 		s.mu.Unlock()
 		notify(s.wake)
 		<-s.done
+		<-s.watch
 		s.rd.close()
 	})
 	return nil

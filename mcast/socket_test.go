@@ -177,6 +177,10 @@ func TestSocketOffloadStats(t *testing.T) {
 			if so.GSO != want || ro.GRO != want {
 				t.Errorf("GSO %v, GRO %v: want %v", so.GSO, ro.GRO, want)
 			}
+			// Unlimited, 2000 messages go out in runs: GSO, when on, is used.
+			if so.GSO && so.GSOWrites == 0 {
+				t.Errorf("GSO on, yet no GSO write")
+			}
 			if off && (so.GSOWrites != 0 || ro.GROReads != 0) {
 				t.Errorf("offload off, yet %d GSO writes, %d GRO reads", so.GSOWrites, ro.GROReads)
 			}

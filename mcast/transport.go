@@ -297,12 +297,17 @@ const interfaceCheck = time.Second
 
 // watchInterface checks every interfaceCheck, until done is closed, that
 // the interface ifi (nil: none to watch) still exists under its name, and
-// calls fail once with an error naming it and the group if not.
-func watchInterface(ifi *net.Interface, group netip.AddrPort, done <-chan struct{}, fail func(error)) {
+// calls fail once with an error naming it and the group if not. The
+// channel it returns is closed when it has stopped (at once for a nil
+// ifi): Close waits for it, leaving nothing running.
+func watchInterface(ifi *net.Interface, group netip.AddrPort, done <-chan struct{}, fail func(error)) <-chan struct{} {
+	stopped := make(chan struct{})
 	if ifi == nil {
-		return
+		close(stopped)
+		return stopped
 	}
 	go func() {
+		defer close(stopped)
 		t := time.NewTicker(interfaceCheck)
 		defer t.Stop()
 		for {
@@ -319,6 +324,7 @@ func watchInterface(ifi *net.Interface, group netip.AddrPort, done <-chan struct
 			return
 		}
 	}()
+	return stopped
 }
 
 // timerReset points t at deadline d (zero: far away).

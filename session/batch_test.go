@@ -275,6 +275,9 @@ func TestReceiverBatch(t *testing.T) {
 	if st.Messages != 8 || st.Bytes != 1+1+5+1+1+1+0+1 || st.Dropped != 1 {
 		t.Fatalf("stats %+v", st)
 	}
+	if ss := x.r.Sources(nil); len(ss) != 1 || ss[0].Messages != st.Messages || ss[0].Bytes != st.Bytes || ss[0].Repairs != 1 {
+		t.Fatalf("source stats %+v", ss)
+	}
 
 	// A hostile batch that gets past the codec (a caller that builds
 	// Packets itself) is counted and dropped, never delivered.

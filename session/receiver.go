@@ -319,7 +319,7 @@ type Receiver struct {
 	apdu []byte // reassembly buffer
 	ev   Event  // the event handed to Deliver's callback (reused: no allocation)
 
-	nakBucket txBucket // NAKRate, in packets; time is now.UnixNano()
+	nakBucket txBucket // NAKRate, in packets; time is rel(now)
 }
 
 // tomb is what a removed session leaves: enough to tell its late packets
@@ -357,7 +357,9 @@ func NewReceiver(cfg ReceiverConfig) *Receiver {
 // nakAllowed takes one NAK packet from the NAKRate bucket, or counts it
 // in NAKsLimited and reports false.
 func (r *Receiver) nakAllowed() bool {
-	if r.nakBucket.take(r.now.UnixNano(), 1) {
+	// rel, not UnixNano: the wall clock may step back (NTP), and the
+	// bucket would then refuse every NAK until it caught up again.
+	if r.nakBucket.take(r.rel(r.now), 1) {
 		return true
 	}
 	r.stats.NAKsLimited++

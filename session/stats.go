@@ -240,8 +240,9 @@ func lateNAKer(t *[MaxLateNAKers]LateNAKer, addr netip.AddrPort, now time.Time) 
 	t[victim] = LateNAKer{Addr: addr, NAKs: 1, Last: now}
 }
 
-// rel is now in the receiver's time base for slot.gapAt: nanoseconds
-// since the first time seen, plus one, so that it is never 0.
+// rel is now in the receiver's time base for slot.gapAt and the NAKRate
+// bucket: nanoseconds since the first time seen, plus one, so that it is
+// never 0. It takes the monotonic clock where now has it (time.Sub).
 func (r *Receiver) rel(now time.Time) int64 {
 	if r.epoch.IsZero() {
 		r.epoch = now

@@ -25,6 +25,7 @@ import (
 	"github.com/relmcast/relmcast/internal/monitor"
 	"github.com/relmcast/relmcast/internal/udp"
 	"github.com/relmcast/relmcast/internal/wire"
+	"github.com/relmcast/relmcast/session"
 )
 
 const usageHead = `Usage: mcstat [flags] GROUP:PORT
@@ -70,10 +71,7 @@ type env struct {
 func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	tty := false
-	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		tty = true
-	}
+	tty, _ := cli.Terminal(os.Stdout) // not /dev/null, a character device too
 	os.Exit(run(os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, tty: tty, signals: sig}))
 }
 
@@ -167,7 +165,7 @@ func run(args []string, e env) int {
 	}
 	fmt.Fprintf(e.stderr, "mcstat: watching %v on %s (passive: sends nothing; NAKs are unicast, so mostly unseen)\n", o.group, name)
 
-	w := &watcher{mon: monitor.New(monitor.Config{DPort: o.group.Port()})}
+	w := &watcher{mon: monitor.New(monitor.Config{DPort: o.group.Port(), BatchDPort: session.BatchDPort(o.group.Port())})}
 	readDone := make(chan error, 1)
 	go func() { readDone <- w.read(conn) }()
 

@@ -102,11 +102,18 @@ func TestOutput(t *testing.T) {
 
 // TestWatch runs mcstat against a real Sender on lo: the source is shown
 // with its counts, and mcstat sent nothing (the sender got no NAK or
-// SPMR). It opens sockets, so it runs only inside scripts/netns.
+// SPMR). A batching Sender (on the batch dport) is shown too, with its
+// messages counted one by one. It opens sockets, so it runs only inside
+// scripts/netns.
 func TestWatch(t *testing.T) {
 	if os.Getenv("RELMCAST_NETNS") != "1" {
 		t.Skip("opens sockets: run inside scripts/netns (RELMCAST_NETNS=1)")
 	}
+	t.Run("plain", func(t *testing.T) { testWatch(t, 0) })
+	t.Run("batch", func(t *testing.T) { testWatch(t, 5*time.Millisecond) })
+}
+
+func testWatch(t *testing.T, batch time.Duration) {
 	lo, err := net.InterfaceByName("lo")
 	if err != nil {
 		t.Skip(err)
@@ -126,7 +133,7 @@ func TestWatch(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	const n = 100
-	s, err := mcast.NewSender(group, &mcast.Config{Interface: lo, Rate: 10_000_000, Linger: 100 * time.Millisecond})
+	s, err := mcast.NewSender(group, &mcast.Config{Interface: lo, Rate: 10_000_000, Linger: 100 * time.Millisecond, Batch: batch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,8 +172,11 @@ func TestWatch(t *testing.T) {
 	if last == nil {
 		t.Fatalf("source never shown; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}
-	if last.ODATA != n || last.Messages != n || last.ByteCount != n*11 || last.Addr != s.Addr().String() ||
-		last.SPM < 1 || last.SPM != st.SPM || !last.FIN || last.Lead == nil || last.Trail == nil || *last.Lead-*last.Trail != n-1 || last.Gaps != 0 || last.RDATA != 0 {
+	if batch > 0 && last.ODATA == n {
+		t.Errorf("batching sender: %d ODATA for %d messages", last.ODATA, n)
+	}
+	if last.ODATA != st.ODATA || last.Messages != n || last.ByteCount != n*11 || last.Addr != s.Addr().String() ||
+		last.SPM < 1 || last.SPM != st.SPM || !last.FIN || last.Lead == nil || last.Trail == nil || uint64(*last.Lead-*last.Trail) != st.ODATA-1 || last.Gaps != 0 || last.RDATA != 0 {
 		t.Errorf("last report %+v; sender sent %d ODATA, %d SPMs", *last, st.ODATA, st.SPM)
 	}
 	if st.NAKs != 0 || st.SPMRs != 0 || st.BadNAKs != 0 || st.Ignored != 0 {

@@ -65,6 +65,7 @@ var (
 		counter("relmcast_receiver_repairs_total", "Holes filled by RDATA, all sources.", nil, func(s *mcast.ReceiverStats) float64 { return u(s.Repairs) }),
 		counter("relmcast_receiver_fec_recovered_total", "Holes filled by FEC decoding, all sources.", nil, func(s *mcast.ReceiverStats) float64 { return u(s.FECRecovered) }),
 		counter("relmcast_receiver_spmrs_total", "SPMRs sent.", nil, func(s *mcast.ReceiverStats) float64 { return u(s.SPMRs) }),
+		counter("relmcast_receiver_naks_limited_total", "NAK packets not sent: over NAKRate (NAKed again at the next retry).", nil, func(s *mcast.ReceiverStats) float64 { return u(s.NAKsLimited) }),
 		counter("relmcast_receiver_malformed_packets_total", "Datagrams that were not valid PGM.", nil, func(s *mcast.ReceiverStats) float64 { return u(s.Malformed) }),
 		counter("relmcast_receiver_dropped_packets_total", "PGM packets ignored: wrong port, stale, unknown type.", nil, func(s *mcast.ReceiverStats) float64 { return u(s.Dropped) }),
 		counter("relmcast_receiver_sources_refused_total", "Packets of new sources refused: MaxSources confirmed sources.", nil, func(s *mcast.ReceiverStats) float64 { return u(s.SourcesDropped) }),
@@ -111,6 +112,8 @@ var (
 		counter("relmcast_sender_parity_ondemand_packets_total", "On-demand FEC parity packets sent (also counted as RDATA).", src, func(s *mcast.SenderStats) float64 { return u(s.ParityOnDemand) }),
 		counter("relmcast_sender_spm_packets_total", "SPM packets sent.", src, func(s *mcast.SenderStats) float64 { return u(s.SPM) }),
 		counter("relmcast_sender_ncf_packets_total", "NCF packets sent.", src, func(s *mcast.SenderStats) float64 { return u(s.NCF) }),
+		counter("relmcast_sender_ncfs_dropped_total", "NCFs not sent: the NCF queue was full (NAK flood).", src, func(s *mcast.SenderStats) float64 { return u(s.NCFsDropped) }),
+		counter("relmcast_sender_ncfs_eliminated_total", "NAKed sequence numbers not confirmed again: confirmed less than NAKElim ago.", src, func(s *mcast.SenderStats) float64 { return u(s.NCFsEliminated) }),
 		counter("relmcast_sender_nak_packets_total", "Valid selective NAK packets received.", src, func(s *mcast.SenderStats) float64 { return u(s.NAKs) }),
 		counter("relmcast_sender_naks_total", "Sequence numbers named by the NAKs received.", src, func(s *mcast.SenderStats) float64 { return u(s.NAKSeqs) }),
 		counter("relmcast_sender_parity_nak_packets_total", "Valid parity NAK packets received.", src, func(s *mcast.SenderStats) float64 { return u(s.ParityNAKs) }),
@@ -161,7 +164,19 @@ func (c receiverCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range rxTotals {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.val(&st))
 	}
-	for _, s := range c.r.Sources() {
+	srcs := c.r.Sources()
+	last := make(map[mcast.SourceID]int, len(srcs)) // each TSI's last entry
+	for i := range srcs {
+		last[srcs[i].Source] = i
+	}
+	for i, s := range srcs {
+		if last[s.Source] != i {
+			// A sender restarted with the same TSI: the old session is
+			// listed until its last events are read. Series are per
+			// TSI, so only the new one is shown (Prometheus takes its
+			// counters starting over as a reset).
+			continue
+		}
 		id := s.Source.String()
 		for _, m := range rxSource {
 			ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.val(&s), id)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -209,6 +210,7 @@ func TestLateNAKers(t *testing.T) {
 	var st mcast.SenderStats
 	st.Source = mcast.SourceID{GSI: [6]byte{1, 2, 3, 4, 5, 6}, Port: 1000}
 	st.NAKsOutsideWindow = 12
+	st.NCFsDropped, st.NCFsEliminated = 4, 5
 	st.LateNAKers[0] = session.LateNAKer{Addr: netip.MustParseAddrPort("10.0.0.7:7500"), NAKs: 10}
 	st.LateNAKers[3] = session.LateNAKer{Addr: netip.MustParseAddrPort("10.0.0.9:7500"), NAKs: 2}
 	h, err := Handler(NewSenderCollector(fakeSender{st}))
@@ -219,6 +221,9 @@ func TestLateNAKers(t *testing.T) {
 	id := "1.2.3.4.5.6.1000"
 	if got := value(t, fams, "relmcast_sender_naks_outside_window_total", "source", id); got != 12 {
 		t.Errorf("outside window %v", got)
+	}
+	if a, b := value(t, fams, "relmcast_sender_ncfs_dropped_total", "source", id), value(t, fams, "relmcast_sender_ncfs_eliminated_total", "source", id); a != 4 || b != 5 {
+		t.Errorf("NCFs dropped %v, eliminated %v", a, b)
 	}
 	if n := len(fams["relmcast_sender_late_naker_naks_total"].Metric); n != 2 {
 		t.Errorf("%d late NAKer series; want 2", n)
@@ -255,5 +260,53 @@ func TestServe(t *testing.T) {
 	}
 	if _, err := Serve("127.0.0.1:notaport"); err == nil {
 		t.Error("Serve on a bad address succeeded")
+	}
+}
+
+// fakeReceiver is a ReceiverStats with given sources.
+type fakeReceiver struct{ srcs []mcast.SourceStats }
+
+func (f fakeReceiver) Stats() mcast.ReceiverStats {
+	var st mcast.ReceiverStats
+	st.NAKsLimited = 6
+	return st
+}
+
+func (f fakeReceiver) Sources() []mcast.SourceStats { return f.srcs }
+
+// TestSameTSIRestart: while the old session of a sender restarted with
+// the same TSI is still listed, the scrape holds one series per TSI, the
+// new session's, and no error.
+func TestSameTSIRestart(t *testing.T) {
+	id := mcast.SourceID{GSI: [6]byte{1, 2, 3, 4, 5, 6}, Port: 1000}
+	other := mcast.SourceID{GSI: [6]byte{1, 2, 3, 4, 5, 6}, Port: 2000}
+	src := func(id mcast.SourceID, msgs uint64, state mcast.SourceState) mcast.SourceStats {
+		s := mcast.SourceStats{Source: id}
+		s.TSI, s.Messages, s.State = wire.TSI(id), msgs, state
+		return s
+	}
+	f := fakeReceiver{[]mcast.SourceStats{
+		src(id, 500, mcast.SourceClosing), src(other, 7, mcast.SourceActive), src(id, 3, mcast.SourceActive),
+	}}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewReceiverCollector(f))
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, fam := range fams {
+		if fam.GetName() == "relmcast_receiver_naks_limited_total" && fam.Metric[0].Counter.GetValue() != 6 {
+			t.Errorf("NAKs limited %v", fam.Metric[0].Counter.GetValue())
+		}
+		if fam.GetName() != "relmcast_receiver_source_messages_total" {
+			continue
+		}
+		got := map[string]float64{}
+		for _, m := range fam.Metric {
+			got[m.Label[0].GetValue()] = m.Counter.GetValue()
+		}
+		if len(got) != 2 || got[id.String()] != 3 || got[other.String()] != 7 {
+			t.Errorf("messages %v", got)
+		}
 	}
 }

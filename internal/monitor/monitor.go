@@ -27,8 +27,12 @@ import (
 // Config configures a Monitor. Zero values mean the defaults.
 type Config struct {
 	// DPort, if not 0, is the group's port: packets for other ports
-	// are counted in Stats.Other and otherwise ignored.
+	// (but BatchDPort) are counted in Stats.Other and otherwise ignored.
 	DPort uint16
+	// BatchDPort, if not 0, is a second port taken as the group's: that
+	// of batching sources on it (session.BatchDPort(DPort)), which send
+	// their whole session with it.
+	BatchDPort uint16
 	// MaxSources bounds the sources tracked; a new one evicts the one
 	// heard from least recently. Default 1024.
 	MaxSources int
@@ -43,8 +47,8 @@ type Counts struct {
 	ODATA, RDATA, SPM, NCF uint64 // downstream packets
 	NAK, NNAK, SPMR        uint64 // upstream packets (see the package doc: NAKs are unicast)
 	Parity                 uint64 // of ODATA and RDATA, FEC parity packets
-	Messages               uint64 // ODATA that end a message (unfragmented, or a message's last fragment)
-	Bytes                  uint64 // ODATA payload bytes (TSDUs), parity excluded
+	Messages               uint64 // messages ODATA ends (unfragmented, a message's last fragment, each of a batch)
+	Bytes                  uint64 // ODATA payload bytes (TSDUs, less a batch's framing), parity excluded
 	Sequenced              uint64 // ODATA in the data sequence (not parity)
 	// Gaps counts the ODATA sequence numbers the monitor did not see
 	// when a later one came: the loss on the path to the monitor, less
@@ -152,7 +156,7 @@ func (m *Monitor) Handle(now time.Time, p *wire.Packet, from netip.Addr) {
 	if !down {
 		port = p.SPort
 	}
-	if m.cfg.DPort != 0 && port != m.cfg.DPort {
+	if m.cfg.DPort != 0 && port != m.cfg.DPort && (m.cfg.BatchDPort == 0 || port != m.cfg.BatchDPort) {
 		m.stats.Other++
 		return
 	}
@@ -222,10 +226,9 @@ func (m *Monitor) source(now time.Time, tsi wire.TSI) *Source {
 // its bytes, and the gap before it.
 func (s *Source) odata(p *wire.Packet) {
 	s.Sequenced++
-	s.Bytes += uint64(len(p.Payload))
-	if !p.HasFragment || uint64(p.Fragment.Offset)+uint64(len(p.Payload)) >= uint64(p.Fragment.Length) {
-		s.Messages++
-	}
+	msgs, bytes := messages(p)
+	s.Messages += msgs
+	s.Bytes += bytes
 	switch d := int32(p.Seq - s.nextODATA); {
 	case !s.haveODATA:
 		s.haveODATA, s.nextODATA = true, p.Seq+1
@@ -237,6 +240,23 @@ func (s *Source) odata(p *wire.Packet) {
 	case d < 0 && s.Late < s.Gaps:
 		s.Late++ // one of a gap came out of order (or a duplicate)
 	}
+}
+
+// messages returns the messages an ODATA packet ends and their bytes:
+// each of a batch (OPT_BATCH, without its framing), or one if it is
+// unfragmented or a message's last fragment.
+func messages(p *wire.Packet) (msgs, bytes uint64) {
+	if p.Batch {
+		// Parse checked the framing; a packet built by hand may be
+		// wrong, and counts as a plain one then.
+		if n, err := wire.CheckBatch(p.Payload); err == nil {
+			return uint64(n), uint64(len(p.Payload) - wire.BatchFrameLen*n)
+		}
+	}
+	if !p.HasFragment || uint64(p.Fragment.Offset)+uint64(len(p.Payload)) >= uint64(p.Fragment.Length) {
+		msgs = 1
+	}
+	return msgs, uint64(len(p.Payload))
 }
 
 // maxGap is the largest jump in ODATA sequence numbers counted as a gap:

@@ -176,3 +176,42 @@ func FuzzMonitor(f *testing.F) {
 		}
 	})
 }
+
+// TestMonitorBatch: a batching source sends its session on the batch
+// port; its batched ODATA count one message per frame and the message
+// bytes without the framing, and its SPM and NCF count too. Without
+// BatchDPort the same packets are another port's.
+func TestMonitorBatch(t *testing.T) {
+	const batchPort = port ^ 0x8000 // session.BatchDPort(port)
+	var tsdu []byte
+	for _, msg := range []string{"a", "bcd", "", "efgh"} {
+		tsdu = wire.AppendBatched(tsdu, []byte(msg))
+	}
+	pkts := []wire.Packet{
+		{Type: wire.TypeODATA, SPort: 1000, DPort: batchPort, GSI: gsiA, Seq: 0, Batch: true, Payload: tsdu},
+		{Type: wire.TypeODATA, SPort: 1000, DPort: batchPort, GSI: gsiA, Seq: 1, Batch: true, Payload: wire.AppendBatched(nil, []byte("xy"))},
+		{Type: wire.TypeODATA, SPort: 1000, DPort: batchPort, GSI: gsiA, Seq: 2, Payload: []byte("large")}, // a message sent on its own
+		{Type: wire.TypeSPM, SPort: 1000, DPort: batchPort, GSI: gsiA, Seq: 1, Lead: 2, PathNLA: addA},
+		{Type: wire.TypeNCF, SPort: 1000, DPort: batchPort, GSI: gsiA, Seq: 1, SourceNLA: addA, GroupNLA: netip.MustParseAddr("239.192.0.1")},
+	}
+	m := New(Config{DPort: port, BatchDPort: batchPort})
+	plain := New(Config{DPort: port})
+	for _, p := range pkts {
+		m.HandleDatagram(t0, enc(t, p), addA)
+		plain.HandleDatagram(t0, enc(t, p), addA)
+	}
+	reps := m.Snapshot(t0.Add(time.Second), nil)
+	if len(reps) != 1 {
+		t.Fatalf("%d sources", len(reps))
+	}
+	want := Counts{ODATA: 3, SPM: 1, NCF: 1, Messages: 4 + 1 + 1, Bytes: 8 + 2 + 5, Sequenced: 3}
+	if reps[0].Counts != want || reps[0].MsgsPerSec != 6 {
+		t.Errorf("counts\n%+v; want\n%+v (%v msgs/s)", reps[0].Counts, want, reps[0].MsgsPerSec)
+	}
+	if st := m.Stats(); st.Other != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if st := plain.Stats(); st.Other != uint64(len(pkts)) || len(plain.Snapshot(t0, nil)) != 0 {
+		t.Errorf("without BatchDPort: stats %+v", st)
+	}
+}
