@@ -90,6 +90,8 @@ type common struct {
 	loss     lossy.Config
 	window   int
 	batch    time.Duration // relm-send: mcast.Config.Batch
+	fecK     int           // relm-send: FEC group size (0: off)
+	fecH     int           // relm-send: pro-active parity packets per group
 }
 
 func main() {
@@ -114,7 +116,14 @@ func main() {
 	fs.IntVar(&c.window, "window", 1<<18, "relm sender and receiver windows in packets (both also bounded by 256 MiB)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	fs.DurationVar(&c.batch, "batch", 0, "relm-send: pack small messages into packets, sent when full or after this long (mcast.Config.Batch; 0: off)")
+	fec := fs.String("fec", "", "relm-send: Reed-Solomon parity, groups of `K:H` (H pro-active parity packets per K), parity on demand too")
 	fs.Parse(os.Args[2:])
+	if *fec != "" {
+		if _, err := fmt.Sscanf(*fec, "%d:%d", &c.fecK, &c.fecH); err != nil {
+			fmt.Fprintf(os.Stderr, "benchpeer: --fec %q: want K:H\n", *fec)
+			os.Exit(2)
+		}
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err == nil {
@@ -319,7 +328,8 @@ func relmSend(c *common) (*SendResult, error) {
 		return nil, err
 	}
 	gso, _ := conn.Offload()
-	cfg := &mcast.Config{Transport: conn, Rate: -1, Linger: -1, WindowPackets: c.window, WindowBytes: 256 << 20, Batch: c.batch}
+	cfg := &mcast.Config{Transport: conn, Rate: -1, Linger: -1, WindowPackets: c.window, WindowBytes: 256 << 20, Batch: c.batch,
+		FECGroupSize: c.fecK, FECProactive: c.fecH, FECOnDemand: c.fecK > 0}
 	s, err := mcast.NewSender(c.group, cfg)
 	if err != nil {
 		conn.Close()

@@ -32,9 +32,17 @@ const (
 	implRawGSO    = "raw-gso-gro"         // the same with GSO and GRO
 	implOpenPGM   = "openpgm"             // libpgm 5.3 through bench/openpgm/pgmbench
 	implRelmBatch = "relmcast-batch"      // relmcast with small-message batching (Config.Batch)
+	implRelmFEC   = "relmcast-fec"        // relmcast with Reed-Solomon parity (fecSpec)
 )
 
-var reliable = map[string]bool{implRelm: true, implRelmNoOff: true, implOpenPGM: true, implRelmBatch: true}
+var reliable = map[string]bool{implRelm: true, implRelmNoOff: true, implOpenPGM: true, implRelmBatch: true, implRelmFEC: true}
+
+// fecSpec is relmcast-fec's FEC: groups of 16 packets, 2 pro-active
+// parity packets after each, and parity on demand (benchpeer --fec). It
+// runs under loss at fecSizes, where parity replaces most NAK rounds.
+const fecSpec = "16:2"
+
+var fecSizes = map[int]bool{1400: true}
 
 // batchDelay is relmcast-batch's Config.Batch; batchSizes are the sizes it
 // runs at (1 receiver), and batchGuesses its calibration's first rates.
@@ -389,6 +397,9 @@ func selfCPU() float64 {
 // runOnce runs one point and fills its results.
 func (h *harness) runOnce(pt Point, duration time.Duration, latency bool) Point {
 	pt.FEC = "off"
+	if pt.Impl == implRelmFEC {
+		pt.FEC = fecSpec
+	}
 	h.port++
 	if h.port > 7999 {
 		h.port = 7600
@@ -400,18 +411,21 @@ func (h *harness) runOnce(pt Point, duration time.Duration, latency bool) Point 
 	common := []string{"--size", strconv.Itoa(pt.Size)}
 	rate := strconv.FormatFloat(pt.Rate, 'f', 0, 64)
 	switch pt.Impl {
-	case implRelm, implRelmNoOff, implRaw, implRawGSO, implRelmBatch:
+	case implRelm, implRelmNoOff, implRaw, implRawGSO, implRelmBatch, implRelmFEC:
 		kind := "relm"
 		if pt.Impl == implRaw || pt.Impl == implRawGSO {
 			kind = "raw"
 		}
-		off := strconv.FormatBool(pt.Impl == implRelm || pt.Impl == implRawGSO || pt.Impl == implRelmBatch)
+		off := strconv.FormatBool(pt.Impl != implRelmNoOff && pt.Impl != implRaw)
 		common = append(common, "--group", group, "--offload="+off, "--timeout", timeout.String())
 		sendBin, recvBin = filepath.Join(h.bin, "benchpeer"), filepath.Join(h.bin, "benchpeer")
 		sendArgs = append([]string{kind + "-send", "--duration", duration.String(), "--rate", rate}, common...)
 		recvArgs = append([]string{kind + "-recv"}, common...)
 		if pt.Impl == implRelmBatch {
 			sendArgs = append(sendArgs, "--batch", batchDelay)
+		}
+		if pt.Impl == implRelmFEC {
+			sendArgs = append(sendArgs, "--fec", fecSpec)
 		}
 		if latency {
 			recvArgs = append(recvArgs, "--latency")
@@ -683,6 +697,10 @@ func (h *harness) full(reps int) {
 			for _, loss := range []float64{0.01, 0.05} {
 				r := h.search(implRelm, size, nr, loss, lossGuess*rates[implRelm], rates[implRelm], lossProbes)
 				h.points = append(h.points, h.run(Point{Impl: implRelm, Kind: "loss", Size: size, Loss: loss, Receivers: nr, Rate: r}, h.duration, false))
+				if fecSizes[size] { // the same with parity, against the same 0% figure
+					r := h.search(implRelmFEC, size, nr, loss, lossGuess*rates[implRelm], rates[implRelm], lossProbes)
+					h.points = append(h.points, h.run(Point{Impl: implRelmFEC, Kind: "loss", Size: size, Loss: loss, Receivers: nr, Rate: r}, h.duration, false))
+				}
 				if nr == 1 && h.pgm != "" && h.pgmLoss {
 					r := h.search(implOpenPGM, size, nr, loss, lossGuess*rates[implOpenPGM], rates[implOpenPGM], lossProbes)
 					h.points = append(h.points, h.run(Point{Impl: implOpenPGM, Kind: "loss", Size: size, Loss: loss, Receivers: nr, Rate: r}, h.duration, false))
@@ -730,7 +748,7 @@ func (h *harness) only(spec string, reps int) error {
 			}
 		}
 		switch p.Impl {
-		case implRelm, implRelmNoOff, implRaw, implRawGSO:
+		case implRelm, implRelmNoOff, implRaw, implRawGSO, implRelmBatch, implRelmFEC:
 		case implOpenPGM:
 			if h.pgm == "" {
 				return fmt.Errorf("--point %q: pgmbench not built", f)
@@ -788,6 +806,7 @@ func (h *harness) smoke() error {
 		check(h.run(Point{Impl: implRelm, Kind: "loss", Size: 512, Loss: 0.05, Receivers: nr, Rate: 20000}, d, false), true)
 		check(h.run(Point{Impl: implRelmNoOff, Kind: "throughput", Size: 8192, Receivers: nr, Rate: 5000}, d, false), true)
 		check(h.run(Point{Impl: implRelmBatch, Kind: "throughput", Size: 64, Receivers: nr, Rate: 20000}, d, false), true)
+		check(h.run(Point{Impl: implRelmFEC, Kind: "loss", Size: 1400, Loss: 0.05, Receivers: nr, Rate: 20000}, d, false), true)
 		check(h.run(Point{Impl: implRaw, Kind: "throughput", Size: 512, Receivers: nr, Rate: 20000}, d, false), false)
 		check(h.run(Point{Impl: implRawGSO, Kind: "throughput", Size: 512, Receivers: nr, Rate: 20000}, d, false), false)
 		if h.pgm != "" {

@@ -178,9 +178,14 @@ func lossAggs(pts []Point) []*agg {
 		}
 		out = append(out, a)
 	}
-	// A run's own 0% point, if it has one, is the reference.
+	// A run's own 0% point, if it has one, is the reference; relmcast's
+	// for relmcast-fec, which runs under loss only.
 	for _, a := range out {
-		k := fmt.Sprintf("%s/%d/%d", a.key.Impl, a.key.Size, a.key.Receivers)
+		impl := a.key.Impl
+		if impl == implRelmFEC {
+			impl = implRelm
+		}
+		k := fmt.Sprintf("%s/%d/%d", impl, a.key.Size, a.key.Receivers)
 		for _, b := range out {
 			if b.key.Loss == 0 && fmt.Sprintf("%s/%d/%d", b.key.Impl, b.key.Size, b.key.Receivers) == k {
 				a.zero = b
@@ -229,8 +234,8 @@ func tables(m Machine, pts []Point) string {
 		fmt.Fprintf(&b, "| %d | %d | %s | %s | %.0f [%.0f–%.0f] | %.1f | %s | %.2f | %.2f | %s |\n",
 			k.Size, k.Receivers, k.Impl, rateStr(k.Rate), a.msgs, a.lo, a.hi, a.mb, a.completeness(), a.scpu, a.rcpu, k.FEC)
 	}
-	b.WriteString("\n### Under loss (FEC off)\n\n")
-	b.WriteString("At the highest rate a short search (4 probes of 1 s, from 85% of the loss-free rate) found complete under that loss; the 0% rows are the loss-free runs above. \"of 0%\" is the goodput (delivered msgs/s) as a share of the 0% figure. relmcast: seeded loss in each receiver process (`--loss`), independent per receiver. OpenPGM only with `--openpgm-loss` (1 receiver; an iptables random drop of the multicast packets, not seeded; unreliable on one host, see bench/README.md). Repair latency (relmcast): from the moment a receiver sees a gap in the sequence numbers (a later packet arrived) to the moment the missing packet arrives; worst receiver's percentile.\n\n")
+	b.WriteString("\n### Under loss (FEC off, but relmcast-fec: groups of " + fecSpec[:strings.IndexByte(fecSpec, ':')] + " packets, " + fecSpec[strings.IndexByte(fecSpec, ':')+1:] + " pro-active parity packets each, parity on demand)\n\n")
+	b.WriteString("At the highest rate a short search (" + strconv.Itoa(lossProbes) + " probes of 1 s, from 85% of the loss-free rate) found complete under that loss; the 0% rows are the loss-free runs above. \"of 0%\" is the goodput (delivered msgs/s) as a share of the 0% figure. relmcast: seeded loss in each receiver process (`--loss`), independent per receiver. OpenPGM only with `--openpgm-loss` (1 receiver; an iptables random drop of the multicast packets, not seeded; unreliable on one host, see bench/README.md). Repair latency (relmcast): from the moment a receiver sees a gap in the sequence numbers (a later packet arrived) to the moment the missing packet arrives; worst receiver's percentile.\n\n")
 	b.WriteString("| size | rcv | implementation | loss | offered msgs/s | delivered msgs/s | of 0% | MB/s | complete | NAKs | RDATA | repair p50 ms | repair p99 ms | sender CPU s/GB | receiver CPU s/GB |\n|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, a := range lossAggs(pts) {
 		k := a.key
@@ -266,7 +271,7 @@ func plot(pts []Point) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", W, H, W, H)
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
-	colors := map[string]string{implRelm: "#d62728", implRelmNoOff: "#ff9896", implRaw: "#1f77b4", implRawGSO: "#17becf", implOpenPGM: "#2ca02c", implRelmBatch: "#9467bd"}
+	colors := map[string]string{implRelm: "#d62728", implRelmNoOff: "#ff9896", implRaw: "#1f77b4", implRawGSO: "#17becf", implOpenPGM: "#2ca02c", implRelmBatch: "#9467bd", implRelmFEC: "#bcbd22"}
 	sizeColors := map[int]string{64: "#9467bd", 512: "#8c564b", 1400: "#e377c2", 8192: "#7f7f7f"}
 
 	// Left: MB/s vs size, log-log.
