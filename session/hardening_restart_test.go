@@ -297,3 +297,53 @@ func TestSenderSYN(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiverRestartOtherDPort: a sender restarted with the same TSI
+// that switched batching on (its session now goes to the batch dport) is
+// a restart once two of its SPMs say so, live or after the old session's
+// FIN, and its data is delivered; one SPM to the other dport, followed by
+// one of the old session, is not enough; the old session's late packets
+// stay dropped.
+func TestReceiverRestartOtherDPort(t *testing.T) {
+	bport := BatchDPort(testPort)
+	batch := func(seq, trail uint32, msgs ...string) wire.Packet {
+		var b []byte
+		for _, m := range msgs {
+			b = wire.AppendBatched(b, []byte(m))
+		}
+		return wire.Packet{Type: wire.TypeODATA, Seq: seq, Trail: trail, Batch: true, Payload: b}
+	}
+	spm := func(seq, trail, lead uint32) wire.Packet {
+		return wire.Packet{Type: wire.TypeSPM, Seq: seq, Trail: trail, Lead: lead, PathNLA: testSrc}
+	}
+
+	t.Log("# live: the old session has a hole, the new one's SPMs go to the batch dport")
+	x := newRxTest(t, ReceiverConfig{BatchDPort: bport})
+	x.spm(0, 0, 0xFFFFFFFF, false)
+	x.odata(0, 0, "old0")
+	x.odata(2, 0, "old2")
+	x.wantEvents("source-new", `data 0-0 "old0"`)
+	x.packetTo(bport, spm(0, 100, 99))
+	x.spm(1, 0, 2, false) // the old session again: the first one was a straggler or a forgery
+	x.packetTo(bport, spm(1, 100, 99))
+	x.wantEvents()
+	x.packetTo(bport, spm(2, 100, 99))
+	x.wantEvents("loss 1-1 n=1 source-restart", `data 2-2 "old2"`, fmt.Sprintf("restart from %v", testTSI))
+	x.packetTo(bport, batch(100, 100, "a", "b"))
+	x.odata(3, 0, "old3")                             // the old session's, late
+	x.wantEvents(`data 100-100 "\x00\x01a\x00\x01b"`) // one event: Read splits batches
+
+	t.Log("# after FIN: the first packet to the other dport starts the new session")
+	x = newRxTest(t, ReceiverConfig{BatchDPort: bport})
+	x.spm(0, 0, 0xFFFFFFFF, false)
+	x.odata(0, 0, "old0")
+	x.spm(1, 0, 0, true)
+	x.wantEvents("source-new", `data 0-0 "old0"`, "gone fin")
+	x.spm(2, 0, 0, true) // its late FIN SPM
+	x.wantEvents()
+	x.packetTo(bport, spm(0, 7, 6))
+	x.packetTo(bport, batch(7, 7, "c"))
+	x.spm(3, 0, 0, true) // still late, still dropped
+	x.odata(0, 0, "old0")
+	x.wantEvents(fmt.Sprintf("restart from %v", testTSI), `data 7-7 "\x00\x01c"`)
+}

@@ -336,7 +336,8 @@ type tomb struct {
 	spmSeq    uint32
 	resetSeen bool
 	resetSPM  uint32
-	fin       bool // it ended with OPT_FIN
+	fin       bool   // it ended with OPT_FIN
+	dport     uint16 // its data-destination port
 }
 
 // NewReceiver returns a Receiver core.
@@ -396,8 +397,16 @@ func (r *Receiver) HandlePacket(now time.Time, p *wire.Packet, from netip.Addr) 
 	tsi := p.TSI()
 	s := r.byTSI[tsi]
 	if s != nil && s.dport != p.DPort {
-		r.stats.Dropped++ // a session keeps the dport of its first packet
-		return
+		// A session keeps the dport of its first packet: this is another
+		// session of the TSI (restarted with batching switched on or
+		// off), or a forgery.
+		if !r.dportRestart(s, p) {
+			r.stats.Dropped++
+			return
+		}
+		s = r.restartSession(now, s, from, s.tsi, true)
+	} else if s != nil && p.Type == wire.TypeSPM {
+		s.dportSeen = false
 	}
 	if s == nil {
 		s = r.newSource(now, tsi, p, from)
@@ -439,9 +448,12 @@ func (r *Receiver) newSource(now time.Time, tsi wire.TSI, p *wire.Packet, from n
 			// same TSI is told from them by what the old one cannot send:
 			// SPMs numbered back from its last (two, as for a live source,
 			// see sequenceReset), OPT_SYN data that is not its own first
-			// packet (synRestart), or data beyond its lead.
+			// packet (synRestart), data beyond its lead, or data and SPMs
+			// to the other dport (batching switched on or off).
 			var news bool
 			switch {
+			case t.dport != 0 && p.DPort != t.dport:
+				news = p.Type != wire.TypeNCF && !(p.Type == wire.TypeSPM && p.FIN)
 			case p.Type == wire.TypeSPM && !p.FIN:
 				news = t.reset(p)
 				r.tombs[tsi] = t // keeps the first SPM of a reset
@@ -573,6 +585,23 @@ func (r *Receiver) sequenceReset(s *source, p *wire.Packet) bool {
 		return true
 	}
 	s.resetSeen, s.resetSPM = true, p.Seq
+	return false
+}
+
+// dportRestart reports whether the SPM p, to the other of the receiver's
+// two data-destination ports than s's session uses, starts a new session
+// of s's TSI: a sender restarted with the same GSI and port that switched
+// batching on or off (see BatchDPort). The old session sends nothing to
+// that port, but a forger could: as for sequenceReset it takes two SPMs in
+// a row, the second later in SPM order, with no SPM of s between them.
+func (r *Receiver) dportRestart(s *source, p *wire.Packet) bool {
+	if p.Type != wire.TypeSPM || p.FIN || !s.started || s.successor != nil {
+		return false
+	}
+	if s.dportSeen && int32(p.Seq-s.dportSPM) > 0 {
+		return true
+	}
+	s.dportSeen, s.dportSPM = true, p.Seq
 	return false
 }
 
@@ -1007,7 +1036,7 @@ func (r *Receiver) bury(s *source) {
 	}
 	if len(r.tombs) < r.cfg.MaxSources {
 		t := tomb{until: s.lastHeard.Add(r.cfg.SourceExpiry), lead: s.lead, ref: s.lead, trail: s.trail,
-			haveSPM: s.haveSPM, spmSeq: s.spmSeq, fin: s.fin}
+			haveSPM: s.haveSPM, spmSeq: s.spmSeq, fin: s.fin, dport: s.dport}
 		r.tombs[s.tsi] = t
 		if !r.tombsNext.IsZero() && t.until.Before(r.tombsNext) {
 			r.tombsNext = t.until

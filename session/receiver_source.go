@@ -30,6 +30,10 @@ type source struct {
 	// sequence number resetSPM; a second one confirms (sequenceReset).
 	resetSeen bool
 	resetSPM  uint32
+	// dportSeen: an SPM of s's TSI came to the other dport, with SPM
+	// sequence number dportSPM; a second one confirms (dportRestart).
+	dportSeen bool
+	dportSPM  uint32
 
 	started bool
 	joined  uint64 // first number of our window (late join): nothing before it is ours

@@ -43,8 +43,14 @@ func newRxTest(t *testing.T, cfg ReceiverConfig) *rxTest {
 
 func (x *rxTest) packet(p wire.Packet) {
 	x.t.Helper()
+	x.packetTo(testPort, p)
+}
+
+// packetTo is packet with dport as the data-destination port.
+func (x *rxTest) packetTo(dport uint16, p wire.Packet) {
+	x.t.Helper()
 	if p.Type.Downstream() {
-		p.SPort, p.DPort = testTSI.Port, testPort
+		p.SPort, p.DPort = testTSI.Port, dport
 	}
 	if p.GSI == (wire.GSI{}) {
 		p.GSI = testTSI.GSI
