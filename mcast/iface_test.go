@@ -169,7 +169,13 @@ func TestInterfaceWatchStops(t *testing.T) {
 	}
 	r.Close()
 	s.Close()
-	if n := watchers(); n != 0 {
+	// A watcher has closed its channel when Close returns, but its
+	// goroutine may still be on its way out: allow it a moment.
+	n := watchers()
+	for deadline := time.Now().Add(time.Second); n != 0 && time.Now().Before(deadline); n = watchers() {
+		time.Sleep(time.Millisecond)
+	}
+	if n != 0 {
 		t.Errorf("%d interface watchers left after Close", n)
 	}
 }
