@@ -25,20 +25,9 @@ func TestEndToEnd(t *testing.T) {
 	if os.Getenv("RELMCAST_NETNS") != "1" {
 		t.Skip("opens sockets: run inside scripts/netns (RELMCAST_NETNS=1)")
 	}
-	dir := t.TempDir()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+	b := buildBins(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(ctx, gobin, "build", "-o", dir+string(filepath.Separator),
-		"github.com/relmcast/relmcast/cmd/mcsend", "github.com/relmcast/relmcast/cmd/mcrecv")
-	build.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	b := bins{send: filepath.Join(dir, "mcsend"), recv: filepath.Join(dir, "mcrecv")}
 
 	t.Run("verify-loss", func(t *testing.T) {
 		g := randGroup("239.192.0.1:%d")
@@ -222,4 +211,22 @@ func summaryLines(s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// buildBins builds mcsend and mcrecv into a temporary directory.
+func buildBins(t *testing.T) bins {
+	dir := t.TempDir()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, gobin, "build", "-o", dir+string(filepath.Separator),
+		"github.com/relmcast/relmcast/cmd/mcsend", "github.com/relmcast/relmcast/cmd/mcrecv")
+	build.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bins{send: filepath.Join(dir, "mcsend"), recv: filepath.Join(dir, "mcrecv")}
 }

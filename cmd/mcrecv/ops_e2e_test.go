@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -220,24 +218,6 @@ func TestOperations(t *testing.T) {
 		}
 		t.Logf("mcsend on a pty:\n%q\nmcrecv on a pty:\n%q", so, out)
 	})
-}
-
-// buildBins builds mcsend and mcrecv into a temporary directory.
-func buildBins(t *testing.T) bins {
-	dir := t.TempDir()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	build := exec.CommandContext(ctx, gobin, "build", "-o", dir+string(filepath.Separator),
-		"github.com/relmcast/relmcast/cmd/mcsend", "github.com/relmcast/relmcast/cmd/mcrecv")
-	build.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bins{send: filepath.Join(dir, "mcsend"), recv: filepath.Join(dir, "mcrecv")}
 }
 
 // proc is a command started by a test, killed at the test's end if it is
