@@ -224,20 +224,9 @@ func TestBatchLossEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := mcasttest.NewNetwork(mcasttest.NetworkConfig{Latency: time.Millisecond})
 		defer nw.Close()
-		rep := nw.Endpoint(netip.MustParseAddr("10.0.1.1"), 0)
-		rep.Join(group)
-		rep.SetDrop(dropSeq(3))
-		r, err := mcast.Listen(group, &mcast.Config{Transport: rep, NAKRetries: 50})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		sep := nw.Endpoint(netip.MustParseAddr("10.0.0.1"), group.Port())
 		// Batches of exactly 10 messages of 4 bytes (6 with framing).
-		s, err := mcast.NewSender(group, &mcast.Config{Transport: sep, WindowPackets: 5, Batch: time.Hour, BatchSize: 64})
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, s := memPair(t, nw, mcast.Config{NAKRetries: 50}, mcast.Config{WindowPackets: 5, Batch: time.Hour, BatchSize: 64}, dropSeq(3))
+		defer r.Close()
 		for i := range 200 {
 			if err := s.Send(context.Background(), []byte(fmt.Sprintf("m%03d", i))); err != nil {
 				t.Fatal(err)
@@ -275,19 +264,9 @@ func TestBatchFlushDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := mcasttest.NewNetwork(mcasttest.NetworkConfig{Latency: time.Millisecond})
 		defer nw.Close()
-		rep := nw.Endpoint(netip.MustParseAddr("10.0.1.1"), 0)
-		rep.Join(group)
-		r, err := mcast.Listen(group, &mcast.Config{Transport: rep})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		sep := nw.Endpoint(netip.MustParseAddr("10.0.0.1"), group.Port())
 		const delay = 20 * time.Millisecond
-		s, err := mcast.NewSender(group, &mcast.Config{Transport: sep, Batch: delay, Linger: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, s := memPair(t, nw, mcast.Config{}, mcast.Config{Batch: delay, Linger: -1}, nil)
+		defer r.Close()
 		defer s.Close()
 		start := time.Now()
 		for i := range 3 {
@@ -330,18 +309,8 @@ func TestBatchFlushAtClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := mcasttest.NewNetwork(mcasttest.NetworkConfig{Latency: time.Millisecond})
 		defer nw.Close()
-		rep := nw.Endpoint(netip.MustParseAddr("10.0.1.1"), 0)
-		rep.Join(group)
-		r, err := mcast.Listen(group, &mcast.Config{Transport: rep})
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, s := memPair(t, nw, mcast.Config{}, mcast.Config{Batch: time.Hour}, nil)
 		defer r.Close()
-		sep := nw.Endpoint(netip.MustParseAddr("10.0.0.1"), group.Port())
-		s, err := mcast.NewSender(group, &mcast.Config{Transport: sep, Batch: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
 		start := time.Now()
 		for i := range 10 {
 			if err := s.Send(context.Background(), []byte{byte(i)}); err != nil {

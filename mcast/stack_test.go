@@ -271,6 +271,31 @@ func TestStackLoss(t *testing.T) {
 	}
 }
 
+// memPair starts a Receiver at 10.0.1.1, joined to group (its incoming
+// datagrams dropped by drop, if not nil), and a Sender at 10.0.0.1 on nw,
+// with rcfg and scfg and their Transport set. Both are the caller's to
+// Close.
+func memPair(t *testing.T, nw *mcasttest.Network, rcfg, scfg mcast.Config, drop func(mcasttest.Datagram) bool) (*mcast.Receiver, *mcast.Sender) {
+	t.Helper()
+	rep := nw.Endpoint(netip.MustParseAddr("10.0.1.1"), 0)
+	rep.Join(group)
+	if drop != nil {
+		rep.SetDrop(drop)
+	}
+	rcfg.Transport = rep
+	r, err := mcast.Listen(group, &rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg.Transport = nw.Endpoint(netip.MustParseAddr("10.0.0.1"), group.Port())
+	s, err := mcast.NewSender(group, &scfg)
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	return r, s
+}
+
 // dropSeq drops every ODATA and RDATA with sequence number seq.
 func dropSeq(seq uint32) func(mcasttest.Datagram) bool {
 	return func(d mcasttest.Datagram) bool {
@@ -289,19 +314,8 @@ func TestStackWindowPassed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := mcasttest.NewNetwork(mcasttest.NetworkConfig{Latency: time.Millisecond})
 		defer nw.Close()
-		rep := nw.Endpoint(netip.MustParseAddr("10.0.1.1"), 0)
-		rep.Join(group)
-		rep.SetDrop(dropSeq(10))
-		r, err := mcast.Listen(group, &mcast.Config{Transport: rep, NAKRetries: 50})
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, s := memPair(t, nw, mcast.Config{NAKRetries: 50}, mcast.Config{WindowPackets: 50}, dropSeq(10))
 		defer r.Close()
-		sep := nw.Endpoint(netip.MustParseAddr("10.0.0.1"), group.Port())
-		s, err := mcast.NewSender(group, &mcast.Config{Transport: sep, WindowPackets: 50})
-		if err != nil {
-			t.Fatal(err)
-		}
 		for i := range 200 {
 			if err := s.Send(context.Background(), []byte(fmt.Sprintf("m%d", i))); err != nil {
 				t.Fatal(err)
