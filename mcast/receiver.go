@@ -171,9 +171,7 @@ func (r *Receiver) Read(ctx context.Context, ev *Event) error {
 				if len(rest) > 0 {
 					r.qOff = len(e.Data) - len(rest)
 					r.mu.Unlock()
-					if len(r.avail) == 0 { // a pending wake-up is enough: spare the channel's lock
-						notify(r.avail) // wake another reader
-					}
+					notify(r.avail) // wake another reader
 					return nil
 				}
 				r.qOff = 0

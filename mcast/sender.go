@@ -342,7 +342,13 @@ func (s *Sender) Stats() SenderStats {
 	}
 }
 
+// notify leaves a wake-up in c, a channel of capacity 1, unless one is
+// pending already: then it spares the channel's lock (Read calls it for
+// every message while more are queued).
 func notify(c chan struct{}) {
+	if len(c) > 0 {
+		return
+	}
 	select {
 	case c <- struct{}{}:
 	default:
